@@ -1,0 +1,46 @@
+# sovstack: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TOOLS_VENV ?= .venv-tools
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench tools clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# checkov pins old dependencies that clash with ours: it lives in a venv of its own.
+$(TOOLS_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
+
+tools: $(TOOLS_VENV)/bin/checkov
+
+demo: $(STAMP)
+	$(BIN)/sovstack validate industrial-eu
+	$(BIN)/sovstack render industrial-eu --out build/demo/industrial-eu
+	@echo "Rendered manifests, Argo CD applications and the residency report are in build/demo/industrial-eu"
+
+lint: $(STAMP)
+	$(BIN)/ruff check components infra policies tests benchmarks
+	$(BIN)/ruff format --check components infra policies tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy components infra
+
+unit: $(STAMP) tools
+	SOVSTACK_CHECKOV=$(abspath $(TOOLS_VENV))/bin/checkov $(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

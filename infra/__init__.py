@@ -1,0 +1,1 @@
+"""The sovstack application: customer spec, composition, the Pulumi program and the CLI."""
