@@ -7,7 +7,14 @@ from typing import Any
 import kubernetes_validate
 
 #: Kinds outside the core API: checked against the schemas in tests/schemas/ where we ship one.
-CUSTOM_KINDS = {"ScaledObject", "HTTPRoute", "ServiceMonitor", "CiliumNetworkPolicy", "ExternalSecret", "Application"}
+CUSTOM_KINDS = {
+    "ScaledObject",
+    "HTTPRoute",
+    "ServiceMonitor",
+    "CiliumNetworkPolicy",
+    "ExternalSecret",
+    "Application",
+}
 
 
 def assert_valid(obj: dict[str, Any], version: str = "1.31") -> None:
@@ -18,4 +25,6 @@ def assert_valid(obj: dict[str, Any], version: str = "1.31") -> None:
         kubernetes_validate.validate(obj, version, strict=True)
     except kubernetes_validate.ValidationError as err:
         meta = obj.get("metadata", {})
-        raise AssertionError(f"{obj.get('kind')}/{meta.get('name')}: {err.message} at {list(err.path)}") from err
+        raise AssertionError(
+            f"{obj.get('kind')}/{meta.get('name')}: {err.message} at {list(err.path)}"
+        ) from err

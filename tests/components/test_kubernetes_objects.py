@@ -56,7 +56,12 @@ def test_image_helpers() -> None:
 def test_register_objects_passes_manifests_verbatim(mocks) -> None:  # type: ignore[no-untyped-def]
     holder = Holder("h")
     objs = [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "ns"}, "spec": {}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d", "namespace": "ns"},
+            "spec": {},
+        },
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}},
     ]
     resources = register_objects(objs, parent=holder, provider=None)

@@ -1,0 +1,444 @@
+"""Residency policy and rules: where data may live and flow, checked against the region catalog.
+
+Each check returns `Finding`s (rule id, spec path, observed value, pass or fail, and a reason that
+cites the catalog fact relied on). Components call the checks on their own args; the application
+walks a whole customer spec through them (infra/residency_check.py). No Pulumi import here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from components.catalog import Catalog, CatalogError, Jurisdiction, Region, load_catalog
+from components.kube import image_is_pinned, image_registry, image_repository
+
+POLICIES_FILE = Path(__file__).parent / "data" / "policies.yaml"
+EU_EEA: tuple[Jurisdiction, ...] = ("EU", "EEA")
+
+#: Every rule the engine knows, with what it guarantees. docs/residency.md lists the same table.
+RULES: dict[str, str] = {
+    "region.known": "The cluster region, zone or site exists in the catalog.",
+    "region.country": "Where the cluster, a bucket or an endpoint lives is one of the policy's countries.",
+    "region.jurisdiction": "That place is in one of the policy's jurisdictions (EU, EEA, CH, UK, other).",
+    "provider.headquarters": "The provider (or the operator, for own sites) is headquartered in the EU/EEA.",
+    "region.certification": "The region's offering holds each certification the policy requires.",
+    "zone.in-region": "Every pool zone belongs to the cluster's region or site.",
+    "storage.location": "Buckets and object-storage endpoints (audit, weights) are located in bounds.",
+    "image.registry": "Every container image comes from an allowed registry.",
+    "image.pinned": "Every container image is pinned by sha256 digest.",
+    "chart.repository": "Every Helm chart comes from an allowed chart repository.",
+    "egress.destination": "Every declared egress destination is allowed by the policy and located in bounds.",
+    "state.backend": "The Pulumi state backend stores state in bounds (no SaaS outside the EU).",
+    "secrets.provider": "The Pulumi secrets provider keeps its key in bounds.",
+    "audit.retention": "Audit logs are retained at least the policy minimum (AI Act Art. 26(6)).",
+}
+
+
+class ResidencyPolicy(BaseModel):
+    """Which places, suppliers and flows a customer's data may touch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    description: str = Field(default="", description="What the policy is for, in one sentence.")
+    source: str = Field(default="", description="The law, standard or contract the policy implements.")
+    countries: tuple[str, ...] = Field(
+        default=(),
+        description="ISO 3166 alpha-2 countries data may live in. Empty: any country of the allowed jurisdictions.",
+    )
+    jurisdictions: tuple[Jurisdiction, ...] = Field(
+        default=("EU",), min_length=1, description="Legal areas data may live in: EU, EEA, CH, UK, other."
+    )
+    require_eu_headquarters: bool = Field(
+        default=True,
+        alias="requireEuHeadquarters",
+        description="Providers must be headquartered in the EU/EEA (no extraterritorial exposure).",
+    )
+    required_certifications: tuple[str, ...] = Field(
+        default=(),
+        alias="requiredCertifications",
+        description="Certifications the region's offering must hold (names as in regions.yaml).",
+    )
+    allowed_registries: tuple[str, ...] = Field(
+        default=(),
+        alias="allowedRegistries",
+        description="Registry hosts, or host/path prefixes, images may come from.",
+    )
+    allowed_chart_repositories: tuple[str, ...] = Field(
+        default=(), alias="allowedChartRepositories", description="Helm chart repository URLs (prefixes)."
+    )
+    allowed_egress: tuple[str, ...] = Field(
+        default=(),
+        alias="allowedEgress",
+        description="Host patterns (shell-style, `*.scw.cloud`) workloads may reach. Empty: no egress.",
+    )
+    min_audit_retention_days: int = Field(
+        default=180,
+        ge=1,
+        alias="minAuditRetentionDays",
+        description="Minimum audit-log retention in days; 180 is the AI Act Art. 26(6) floor.",
+    )
+
+
+class PolicyError(ValueError):
+    """A policy or profile could not be built; the message names the field."""
+
+
+class Finding(BaseModel):
+    """One rule applied to one place in the spec."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    path: str
+    observed: str
+    passed: bool
+    reason: str
+    source: str = ""
+
+    def line(self, prefix: str = "") -> str:
+        verdict = "ok" if self.passed else "FAIL"
+        where = f"{prefix}: {self.path}" if prefix else self.path
+        return f"{where}: [{verdict}] {self.rule}: {self.reason}"
+
+
+@cache
+def load_profiles() -> dict[str, ResidencyPolicy]:
+    with POLICIES_FILE.open(encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle)
+    return {name: ResidencyPolicy.model_validate(body) for name, body in raw["profiles"].items()}
+
+
+def resolve_policy(
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None,
+) -> ResidencyPolicy:
+    """A named profile with overrides applied, or a policy spelled out in full."""
+    if policy is not None:
+        base: dict[str, Any] = {}
+    elif profile is not None:
+        profiles = load_profiles()
+        if profile not in profiles:
+            raise PolicyError(f"unknown profile {profile!r}; known: {', '.join(sorted(profiles))}")
+        base = profiles[profile].model_dump(by_alias=True)
+    else:
+        raise PolicyError("name a profile or spell out a policy")
+    merged = {**base, **(policy or {}), **(overrides or {})}
+    try:
+        return ResidencyPolicy.model_validate(merged)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise PolicyError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+
+class Engine:
+    """Applies one policy, with one catalog, to the places a spec names."""
+
+    def __init__(self, policy: ResidencyPolicy, catalog: Catalog | None = None):
+        self.policy = policy
+        self.catalog = catalog or load_catalog()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _finding(self, rule: str, path: str, observed: object, passed: bool, reason: str, source: str = ""):
+        return Finding(
+            rule=rule, path=path, observed=str(observed), passed=passed, reason=reason, source=source
+        )
+
+    def _place(self, path: str, region: Region, what: str) -> list[Finding]:
+        """Country and jurisdiction of a place the catalog knows."""
+        p = self.policy
+        place = f"{what} {region.describe()}"
+        if p.countries:
+            ok = region.country in p.countries
+            country = self._finding(
+                "region.country",
+                path,
+                region.code,
+                ok,
+                f"{place} is in {region.country}; policy allows {', '.join(p.countries)}",
+                region.source,
+            )
+        else:
+            country = self._finding(
+                "region.country",
+                path,
+                region.code,
+                True,
+                f"{place} is in {region.country}; policy restricts jurisdictions only",
+                region.source,
+            )
+        jurisdiction = self._finding(
+            "region.jurisdiction",
+            path,
+            region.code,
+            region.jurisdiction in p.jurisdictions,
+            f"{place} is under {region.jurisdiction} law; policy allows {', '.join(p.jurisdictions)}",
+            region.source,
+        )
+        return [country, jurisdiction]
+
+    def _headquarters(self, path: str, provider_code: str) -> Finding:
+        provider = self.catalog.provider(provider_code)
+        juris = self.catalog.jurisdiction_of(provider.headquarters)
+        ok = (not self.policy.require_eu_headquarters) or juris in EU_EEA
+        need = "policy requires EU/EEA" if self.policy.require_eu_headquarters else "policy does not restrict"
+        return self._finding(
+            "provider.headquarters",
+            path,
+            provider_code,
+            ok,
+            f"{provider.name} is headquartered in {provider.headquarters} ({juris}); {need}",
+            provider.source,
+        )
+
+    # -- rules --------------------------------------------------------------------------------
+    def region(self, path: str, provider: str, code: str) -> list[Finding]:
+        """Cluster region (or site): known, in bounds, provider headquarters, certifications."""
+        try:
+            region = self.catalog.region(provider, code)
+        except CatalogError as err:
+            return [self._finding("region.known", path, code, False, str(err))]
+        findings = [
+            self._finding(
+                "region.known", path, code, True, f"{region.describe()} is catalogued", region.source
+            )
+        ]
+        findings += self._place(path, region, "region" if not region.is_site else "site")
+        findings.append(self._headquarters(path, provider))
+        held = {c.name: c for c in region.certifications}
+        for cert in self.policy.required_certifications:
+            has = held.get(cert)
+            findings.append(
+                self._finding(
+                    "region.certification",
+                    path,
+                    code,
+                    has is not None,
+                    f"{region.describe()} holds {cert} for {has.scope}"
+                    if has
+                    else f"no source says {region.describe()} holds {cert}; policy requires it",
+                    has.source if has else region.source,
+                )
+            )
+        return findings
+
+    def zone(self, path: str, provider: str, region_code: str, zone: str) -> Finding:
+        try:
+            region = self.catalog.region(provider, region_code)
+        except CatalogError as err:
+            return self._finding("zone.in-region", path, zone, False, str(err))
+        found = region.zone(zone)
+        if found is None:
+            return self._finding(
+                "zone.in-region",
+                path,
+                zone,
+                False,
+                f"zone {zone!r} is not in {region.describe()} (zones: {', '.join(region.zone_codes)})",
+                region.source,
+            )
+        return self._finding(
+            "zone.in-region", path, zone, True, f"zone {zone} is in {region.describe()}", found.source
+        )
+
+    def located(self, path: str, url: str, what: str, rule: str = "storage.location") -> list[Finding]:
+        """An endpoint given by URL or host: located through the catalog, then checked for bounds."""
+        host = _host_of(url)
+        where = self.catalog.locate(host) if host else None
+        if where is None:
+            return [
+                self._finding(
+                    rule,
+                    path,
+                    url,
+                    False,
+                    f"{what} host {host or url!r} is not a catalogued endpoint, so its location is unknown; "
+                    "use an endpoint listed in regions.yaml or declare it at a site in sites.yaml",
+                )
+            ]
+        region, endpoint = where
+        place = self._place(path, region, f"{what} {host}")
+        hq = self._headquarters(path, region.provider)
+        ok = all(f.passed for f in place) and hq.passed
+        reasons = "; ".join(f.reason for f in [*place, hq] if not f.passed) or (
+            f"{what} {host} is {endpoint.service} in {region.describe()}"
+        )
+        return [self._finding(rule, path, url, ok, reasons, endpoint.source)]
+
+    def storage_region(self, path: str, provider: str, region_code: str, what: str) -> list[Finding]:
+        """A bucket placed by provider region code (Scaleway, OVHcloud)."""
+        try:
+            region = self.catalog.region(provider, region_code)
+        except CatalogError as err:
+            return [self._finding("storage.location", path, region_code, False, str(err))]
+        place = self._place(path, region, what)
+        ok = all(f.passed for f in place)
+        reasons = "; ".join(f.reason for f in place if not f.passed) or f"{what} is in {region.describe()}"
+        return [self._finding("storage.location", path, region_code, ok, reasons, region.source)]
+
+    def image(self, path: str, image: str) -> list[Finding]:
+        allowed = self.policy.allowed_registries
+        registry = image_registry(image)
+        repository = image_repository(image)
+        ok = any(registry == a or repository.startswith(a.rstrip("/") + "/") for a in allowed)
+        registry_finding = self._finding(
+            "image.registry",
+            path,
+            image,
+            ok,
+            f"registry {registry} is allowed"
+            if ok
+            else f"registry {registry} is not allowed; allowed: {', '.join(allowed) or 'none'}",
+        )
+        pinned = image_is_pinned(image)
+        pinned_finding = self._finding(
+            "image.pinned",
+            path,
+            image,
+            pinned,
+            "pinned by sha256 digest"
+            if pinned
+            else "not pinned: add @sha256:<digest> so every pull is the same",
+        )
+        return [registry_finding, pinned_finding]
+
+    def chart_repository(self, path: str, repository: str) -> Finding:
+        allowed = self.policy.allowed_chart_repositories
+        repo = repository.rstrip("/")
+        ok = any(repo == a.rstrip("/") or repo.startswith(a.rstrip("/") + "/") for a in allowed)
+        return self._finding(
+            "chart.repository",
+            path,
+            repository,
+            ok,
+            f"chart repository {repository} is allowed"
+            if ok
+            else f"chart repository {repository} is not allowed; allowed: {', '.join(allowed) or 'none'}",
+        )
+
+    def egress(self, path: str, host: str) -> list[Finding]:
+        patterns = self.policy.allowed_egress
+        name = _host_of(host) or host
+        if not any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns):
+            return [
+                self._finding(
+                    "egress.destination",
+                    path,
+                    host,
+                    False,
+                    f"egress to {name} is not allowed; allowed: {', '.join(patterns) or 'none (no egress)'}",
+                )
+            ]
+        return self.located(path, name, "egress destination", rule="egress.destination")
+
+    def state_backend(self, path: str, url: str) -> list[Finding]:
+        parsed = urlparse(url)
+        scheme = parsed.scheme
+        if not url or parsed.netloc in ("api.pulumi.com", "app.pulumi.com"):
+            return [
+                self._finding(
+                    "state.backend",
+                    path,
+                    url or "(Pulumi Cloud default)",
+                    False,
+                    "Pulumi Cloud is a SaaS run by a US company; use a self-managed backend in bounds",
+                )
+            ]
+        if scheme == "file":
+            return [
+                self._finding(
+                    "state.backend",
+                    path,
+                    url,
+                    True,
+                    "local file backend: state stays on the machine that runs pulumi, which must be in bounds",
+                )
+            ]
+        if scheme == "s3":
+            endpoint = parse_qs(parsed.query).get("endpoint", [""])[0]
+            if not endpoint:
+                return [
+                    self._finding(
+                        "state.backend",
+                        path,
+                        url,
+                        False,
+                        "s3:// without endpoint= means AWS S3 (a US provider); add an in-bounds endpoint",
+                    )
+                ]
+            return self.located(path, endpoint, "state bucket", rule="state.backend")
+        return [
+            self._finding(
+                "state.backend",
+                path,
+                url,
+                False,
+                f"{scheme}:// backends are run by non-EU providers; use s3:// with an in-bounds endpoint",
+            )
+        ]
+
+    def secrets_provider(
+        self, path: str, provider: str, vault_address: str | None, vault_path: str
+    ) -> list[Finding]:
+        scheme = provider.split("://", 1)[0] if "://" in provider else provider
+        if scheme == "passphrase":
+            return [
+                self._finding(
+                    "secrets.provider",
+                    path,
+                    provider,
+                    True,
+                    "passphrase: the key is derived locally and never leaves the operator",
+                )
+            ]
+        if scheme == "hashivault":
+            if not vault_address:
+                return [
+                    self._finding(
+                        "secrets.provider",
+                        path,
+                        provider,
+                        False,
+                        "hashivault needs the Vault address to check where the key lives",
+                    )
+                ]
+            return self.located(vault_path, vault_address, "Vault", rule="secrets.provider")
+        return [
+            self._finding(
+                "secrets.provider",
+                path,
+                provider or "(Pulumi Cloud default)",
+                False,
+                f"{scheme or 'default'} keeps the key with a non-EU provider; use passphrase or hashivault in bounds",
+            )
+        ]
+
+    def retention(self, path: str, days: int) -> Finding:
+        minimum = self.policy.min_audit_retention_days
+        return self._finding(
+            "audit.retention",
+            path,
+            days,
+            days >= minimum,
+            f"audit logs kept {days} days; policy minimum is {minimum} days",
+            "EU AI Act Art. 26(6) and Art. 19 (at least six months)",
+        )
+
+
+def failures(findings: Iterable[Finding]) -> list[Finding]:
+    return [f for f in findings if not f.passed]
+
+
+def _host_of(url: str) -> str:
+    """The host of a URL, or the string itself when it is already a host."""
+    if "://" in url:
+        return (urlparse(url).hostname or "").lower()
+    return url.split("/", 1)[0].split(":", 1)[0].lower()

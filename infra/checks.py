@@ -1,0 +1,291 @@
+"""Cross-field checks of a customer spec against the catalogs: what pydantic alone cannot see.
+
+Each problem is `(loc, message)`, loc being the path inside `sovstack:customer` as a tuple.
+Residency (is this place allowed?) is separate: see infra/residency_check.py.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from components.catalog import CatalogError, Region, load_catalog, provider_for_backend
+from infra.spec import CustomerSpec
+
+Loc = tuple[int | str, ...]
+SpecProblem = tuple[Loc, str]
+
+
+def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    problems = list(_cluster_problems(spec))
+    problems += _model_problems(spec)
+    problems += _audit_problems(spec)
+    problems += _duplicates(("network", "egress"), [e.name for e in spec.network.egress])
+    problems += _egress_declared(spec)
+    if not problems:
+        problems += capacity_problems(spec)
+    return problems
+
+
+def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:
+    """Object-storage endpoints the stack talks to must be declared egress, or the network policy blocks them."""
+    from urllib.parse import urlparse
+
+    declared = {e.host for e in spec.network.egress}
+    problems: list[SpecProblem] = []
+    for i, model in enumerate(spec.models):
+        if model.weights.s3 is not None:
+            host = urlparse(model.weights.s3.endpoint).hostname or ""
+            if host not in declared:
+                problems.append(
+                    (("models", i, "weights", "s3", "endpoint"), f"{host} is not declared in network.egress")
+                )
+    if spec.audit.endpoint is not None:
+        host = urlparse(spec.audit.endpoint).hostname or ""
+        if host not in declared:
+            problems.append((("audit", "endpoint"), f"{host} is not declared in network.egress"))
+    return problems
+
+
+def _duplicates(loc: Loc, names: list[str]) -> list[SpecProblem]:
+    counts = Counter(names)
+    return [((*loc, i, "name"), f"duplicate name {n!r}") for i, n in enumerate(names) if counts[n] > 1]
+
+
+def _cluster_region(spec: CustomerSpec) -> tuple[Region | None, list[SpecProblem]]:
+    cluster = spec.cluster
+    catalog = load_catalog()
+    backend = cluster.provider
+    field_name = "region" if backend in ("scaleway", "ovh") else "site"
+    other = "site" if field_name == "region" else "region"
+    problems: list[SpecProblem] = []
+    if getattr(cluster, other) is not None:
+        problems.append(((("cluster", other)), f"not used by provider {backend}; give {field_name} instead"))
+    code = getattr(cluster, field_name)
+    if code is None:
+        problems.append(((("cluster", field_name)), f"required for provider {backend}"))
+        return None, problems
+    try:
+        return catalog.region(provider_for_backend(backend), code), problems
+    except CatalogError as err:
+        problems.append(((("cluster", field_name)), str(err)))
+        return None, problems
+
+
+def _cluster_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
+    cluster = spec.cluster
+    catalog = load_catalog()
+    backend = cluster.provider
+    provider = provider_for_backend(backend)
+    region, problems = _cluster_region(spec)
+    yield from problems
+    if getattr(cluster, backend) is None and backend in ("ovh", "talos"):
+        yield ("cluster", backend), f"required for provider {backend}"
+    for name in ("scaleway", "ovh", "talos", "existing"):
+        if name != backend and getattr(cluster, name) is not None:
+            yield ("cluster", name), f"options for {name} given but cluster.provider is {backend}"
+    if backend in ("scaleway", "ovh") and cluster.system_pool is None:
+        yield ("cluster", "systemPool"), f"required for provider {backend}"
+    yield from _duplicates(("cluster", "gpuPools"), [p.name for p in cluster.gpu_pools])
+
+    pools: list[tuple[Loc, tuple[str, ...]]] = []
+    if cluster.system_pool is not None:
+        sp = cluster.system_pool
+        if sp.min_nodes > sp.max_nodes:
+            yield ("cluster", "systemPool", "maxNodes"), f"{sp.max_nodes} is below minNodes {sp.min_nodes}"
+        pools.append((("cluster", "systemPool"), sp.zones))
+    for i, pool in enumerate(cluster.gpu_pools):
+        loc: Loc = ("cluster", "gpuPools", i)
+        pools.append((loc, pool.zones))
+        if pool.min_nodes > pool.max_nodes:
+            yield (*loc, "maxNodes"), f"{pool.max_nodes} is below minNodes {pool.min_nodes}"
+        if backend in ("scaleway", "ovh"):
+            if pool.node_type is None:
+                yield (*loc, "nodeType"), f"required for provider {backend}"
+            else:
+                node = catalog.node_type(provider, pool.node_type)
+                if node is None:
+                    known = ", ".join(n.name for n in catalog.provider(provider).node_types)
+                    yield (
+                        (*loc, "nodeType"),
+                        f"unknown {backend} node type {pool.node_type!r}; known: {known}",
+                    )
+                elif node.gpu != pool.gpu_type or node.gpus != pool.gpus_per_node:
+                    yield (
+                        (*loc, "nodeType"),
+                        f"{node.name} has {node.gpus}x {node.gpu}, but the pool says "
+                        f"gpuType {pool.gpu_type} and gpusPerNode {pool.gpus_per_node}",
+                    )
+        if region is None:
+            continue
+        for j, zone_code in enumerate(pool.zones):
+            zone = region.zone(zone_code)
+            if zone is not None and pool.gpu_type not in zone.gpus:
+                offered = ", ".join(zone.gpus) or "none"
+                yield (
+                    (*loc, "gpuType"),
+                    f"{pool.gpu_type} is not offered in zone {zone_code} (offered: {offered}; source: {zone.source})",
+                )
+            elif zone is None:
+                yield (
+                    (*loc, "zones", j),
+                    f"zone {zone_code!r} is not in {region.describe()} (zones: {', '.join(region.zone_codes)})",
+                )
+    if region is not None and cluster.system_pool is not None:
+        for j, zone_code in enumerate(cluster.system_pool.zones):
+            if region.zone(zone_code) is None:
+                yield (
+                    ("cluster", "systemPool", "zones", j),
+                    f"zone {zone_code!r} is not in {region.describe()} (zones: {', '.join(region.zone_codes)})",
+                )
+    yield from _machine_problems(spec, region)
+
+
+def _machine_problems(spec: CustomerSpec, region: Region | None) -> Iterator[SpecProblem]:
+    cluster = spec.cluster
+    pools = {p.name: p for p in cluster.gpu_pools}
+    if cluster.talos is not None:
+        machines, loc = cluster.talos.machines, ("cluster", "talos", "machines")
+        if not any(m.role == "controlplane" for m in machines):
+            yield loc, "at least one machine must have role controlplane"
+    elif cluster.existing is not None:
+        machines, loc = cluster.existing.nodes, ("cluster", "existing", "nodes")
+    else:
+        return
+    yield from _duplicates(loc, [m.name for m in machines])
+    for i, machine in enumerate(machines):
+        if region is not None and region.zone(machine.zone) is None:
+            yield (*loc, i, "zone"), f"zone {machine.zone!r} is not in {region.describe()}"
+        if machine.pool is None:
+            continue
+        pool = pools.get(machine.pool)
+        if pool is None:
+            yield (*loc, i, "pool"), f"no GPU pool named {machine.pool!r} (pools: {', '.join(pools)})"
+        elif machine.gpu_type != pool.gpu_type or machine.gpu_count != pool.gpus_per_node:
+            yield (
+                (*loc, i, "gpuType"),
+                f"machine has {machine.gpu_count}x {machine.gpu_type}; pool {pool.name} expects "
+                f"{pool.gpus_per_node}x {pool.gpu_type}",
+            )
+
+
+def _model_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
+    pools = {p.name: p for p in spec.cluster.gpu_pools}
+    yield from _duplicates(("models",), [m.name for m in spec.models])
+    for i, model in enumerate(spec.models):
+        if model.pool not in pools:
+            yield ("models", i, "pool"), f"no GPU pool named {model.pool!r} (pools: {', '.join(pools)})"
+        if model.autoscaling and model.autoscaling.min_replicas > model.autoscaling.max_replicas:
+            yield ("models", i, "autoscaling", "maxReplicas"), "is below minReplicas"
+
+
+def _audit_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
+    audit, backend = spec.audit, spec.cluster.provider
+    chosen = audit.backend or _default_audit_backend(backend)
+    if chosen in ("scaleway", "ovh") and chosen != backend:
+        yield (
+            ("audit", "backend"),
+            f"a {chosen} bucket needs a {chosen} cluster (cluster.provider is {backend})",
+        )
+    if chosen in ("minio", "existing") and audit.endpoint is None:
+        yield ("audit", "endpoint"), f"required for backend {chosen}"
+
+
+def _default_audit_backend(cluster_backend: str) -> str:
+    return cluster_backend if cluster_backend in ("scaleway", "ovh") else "minio"
+
+
+def audit_backend(spec: CustomerSpec) -> str:
+    return spec.audit.backend or _default_audit_backend(spec.cluster.provider)
+
+
+def model_info(spec: CustomerSpec, index: int) -> Any:
+    """The catalog or custom figures of `spec.models[index]` (raises KeyError/ValidationError)."""
+    from components.capacity import custom_model, get_model
+
+    model = spec.models[index]
+    if model.custom is not None:
+        return custom_model(model.name, model.custom)
+    assert model.model is not None
+    return get_model(model.model)
+
+
+def capacity_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    """Each model must fit its pool's GPUs (with the planner's numbers), and each pool must hold its models."""
+    from pydantic import ValidationError
+
+    from components.capacity import get_gpu, plan_capacity
+
+    pools = {p.name: p for p in spec.cluster.gpu_pools}
+    problems: list[SpecProblem] = []
+    gpus_used: Counter[str] = Counter()
+    for i, model in enumerate(spec.models):
+        pool = pools.get(model.pool)
+        if pool is None:
+            continue  # reported by _model_problems
+        try:
+            info = model_info(spec, i)
+        except KeyError as err:
+            problems.append((("models", i, "model"), str(err.args[0])))
+            continue
+        except ValidationError as err:
+            first = err.errors()[0]
+            problems.append((("models", i, "custom", *first["loc"]), first["msg"]))
+            continue
+        try:
+            gpu = get_gpu(pool.gpu_type)
+        except KeyError as err:
+            problems.append(
+                (("cluster", "gpuPools", list(pools).index(pool.name), "gpuType"), str(err.args[0]))
+            )
+            continue
+        try:
+            plan = plan_capacity(
+                info,
+                gpu,
+                dtype=model.dtype,
+                max_model_len=model.max_model_len,
+                concurrency=model.concurrency,
+                gpus_per_node=pool.gpus_per_node,
+                gpu_memory_utilization=model.gpu_memory_utilization,
+                tensor_parallel_size=model.tensor_parallel_size,
+            )
+        except ValueError as err:
+            field = "tensorParallelSize" if "tensor_parallel" in str(err) else "maxModelLen"
+            problems.append((("models", i, field), str(err)))
+            continue
+        if not plan.fits:
+            tp = plan.evaluated_tensor_parallel_size
+            need = plan.total_need_per_gpu_gib
+            detail = (
+                f"needs {need:.1f} GiB per GPU at tensor-parallel {tp} but {pool.gpu_type} gives "
+                f"{plan.budget_per_gpu_gib:.1f} GiB at utilisation {model.gpu_memory_utilization} "
+                f"(short by {plan.shortfall_per_gpu_gib:.1f} GiB)"
+                if need is not None
+                else "; ".join(plan.explanation[-1:])
+            )
+            problems.append(
+                (
+                    ("models", i, "pool"),
+                    f"{info.id} ({model.dtype}, maxModelLen {model.max_model_len}, concurrency "
+                    f"{model.concurrency}) does not fit pool {pool.name} ({pool.gpus_per_node}x {pool.gpu_type}): "
+                    f"{detail}; see `sovstack capacity {info.id} --gpu {pool.gpu_type}`",
+                )
+            )
+            continue
+        assert plan.tensor_parallel_size is not None
+        gpus_used[pool.name] += plan.tensor_parallel_size * (
+            model.autoscaling.min_replicas if model.autoscaling else model.replicas
+        )
+    for j, pool in enumerate(spec.cluster.gpu_pools):
+        ceiling = pool.max_nodes * pool.gpus_per_node
+        if gpus_used[pool.name] > ceiling:
+            problems.append(
+                (
+                    ("cluster", "gpuPools", j, "maxNodes"),
+                    f"models on pool {pool.name} need {gpus_used[pool.name]} GPUs but {pool.max_nodes} nodes "
+                    f"x {pool.gpus_per_node} GPUs give {ceiling}",
+                )
+            )
+    return problems

@@ -1,0 +1,85 @@
+"""Effective values of a spec where it leaves a choice to sovstack: images, charts, endpoints, retention.
+
+Defaults come from the components' data files; this module only decides which applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.catalog import load_catalog, provider_for_backend
+from components.residency import ResidencyPolicy
+from infra.spec import CustomerSpec, ModelSpec
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str
+    repository: str
+    version: str
+    namespace: str
+
+
+def vllm_image(spec: CustomerSpec, model: ModelSpec) -> str:
+    from components.build.model_serving import serving_defaults
+
+    return model.image or spec.registries.vllm or serving_defaults().vllm.image
+
+
+def weights_fetcher_image(spec: CustomerSpec) -> str:
+    from components.build.model_serving import serving_defaults
+
+    return spec.registries.weights_fetcher or serving_defaults().fetcher.image
+
+
+def fluent_bit_image(spec: CustomerSpec) -> str:
+    from components.build.audit_sink import audit_data
+
+    return spec.registries.fluent_bit or audit_data().images.fluent_bit.image
+
+
+def gpu_operator_enabled(spec: CustomerSpec) -> bool:
+    from components.build.gpu_cluster import load_cluster_facts
+
+    chosen = spec.cluster.gpu_operator.enabled
+    if chosen is not None:
+        return chosen
+    return load_cluster_facts().gpu_operator.backends[spec.cluster.provider].enabled
+
+
+def gpu_operator_chart(spec: CustomerSpec) -> Chart | None:
+    """The GPU Operator chart the stack installs, or None (Scaleway installs its own; see charts.yaml)."""
+    from components.build.gpu_cluster import load_cluster_facts
+
+    if not gpu_operator_enabled(spec):
+        return None
+    facts = load_cluster_facts().gpu_operator
+    chosen = spec.cluster.gpu_operator
+    return Chart(
+        facts.name, chosen.repository or facts.repository, chosen.version or facts.version, facts.namespace
+    )
+
+
+def audit_endpoint(spec: CustomerSpec) -> str | None:
+    """The audit bucket's S3 endpoint: the spec's, else the catalog's object storage of the bucket's region."""
+    if spec.audit.endpoint:
+        return spec.audit.endpoint
+    provider = provider_for_backend(spec.cluster.provider)
+    catalog = load_catalog()
+    region = catalog.region(provider, spec.audit.region or spec.cluster.location)
+    storage = [e for e in region.endpoints if e.service == "object-storage"]
+    return f"https://{storage[0].host}" if storage else None
+
+
+def audit_s3_region(spec: CustomerSpec) -> str:
+    """The region string the S3 API expects for the audit endpoint (catalog `s3Region`)."""
+    endpoint = audit_endpoint(spec)
+    if endpoint:
+        found = load_catalog().locate(endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0])
+        if found and found[1].s3_region:
+            return found[1].s3_region
+    return spec.audit.region or spec.cluster.location
+
+
+def audit_retention_days(spec: CustomerSpec, policy: ResidencyPolicy) -> int:
+    return spec.audit.retention_days or policy.min_audit_retention_days

@@ -1,0 +1,91 @@
+"""Walk a customer spec through the residency engine: every place data lives or flows, one finding each."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from components.catalog import provider_for_backend
+from components.residency import Engine, Finding, ResidencyPolicy, resolve_policy
+from infra import defaults
+from infra.checks import audit_backend
+from infra.spec import CustomerSpec
+
+PREFIX = "sovstack:customer"
+
+
+def policy_of(spec: CustomerSpec) -> ResidencyPolicy:
+    r = spec.residency
+    return resolve_policy(profile=r.profile, overrides=r.overrides or None, policy=r.policy)
+
+
+def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[Finding]:
+    """Every finding for the spec, in spec order (deterministic)."""
+    engine = Engine(policy or policy_of(spec))
+    cluster = spec.cluster
+    provider = provider_for_backend(cluster.provider)
+    where = "region" if cluster.provider in ("scaleway", "ovh") else "site"
+    p = f"{PREFIX}.cluster"
+    findings = engine.region(f"{p}.{where}", provider, cluster.location)
+    if cluster.system_pool is not None:
+        for j, zone in enumerate(cluster.system_pool.zones):
+            findings.append(engine.zone(f"{p}.systemPool.zones[{j}]", provider, cluster.location, zone))
+    for i, pool in enumerate(cluster.gpu_pools):
+        for j, zone in enumerate(pool.zones):
+            findings.append(engine.zone(f"{p}.gpuPools[{i}].zones[{j}]", provider, cluster.location, zone))
+    chart = defaults.gpu_operator_chart(spec)
+    if chart is not None:
+        findings.append(engine.chart_repository(f"{p}.gpuOperator.repository", chart.repository))
+
+    # Audit trail: where the bucket lives, how long it keeps, the shipper's image.
+    a = f"{PREFIX}.audit"
+    backend = audit_backend(spec)
+    if backend in ("scaleway", "ovh"):
+        region = spec.audit.region or cluster.location
+        findings += engine.storage_region(
+            f"{a}.region", provider, region, f"audit bucket {spec.audit.bucket}"
+        )
+    endpoint = defaults.audit_endpoint(spec)
+    if endpoint is not None:
+        findings += engine.located(f"{a}.endpoint", endpoint, "audit endpoint")
+    findings.append(
+        engine.retention(f"{a}.retentionDays", defaults.audit_retention_days(spec, engine.policy))
+    )
+    findings += engine.image(f"{PREFIX}.registries.fluentBit", defaults.fluent_bit_image(spec))
+
+    for i, model in enumerate(spec.models):
+        m = f"{PREFIX}.models[{i}]"
+        image_path = f"{m}.image" if model.image else f"{PREFIX}.registries.vllm"
+        findings += engine.image(image_path, defaults.vllm_image(spec, model))
+        if model.weights.s3 is not None:
+            findings += engine.located(
+                f"{m}.weights.s3.endpoint", model.weights.s3.endpoint, "weights storage"
+            )
+            findings += engine.image(
+                f"{PREFIX}.registries.weightsFetcher", defaults.weights_fetcher_image(spec)
+            )
+
+    for i, egress in enumerate(spec.network.egress):
+        findings += engine.egress(f"{PREFIX}.network.egress[{i}].host", egress.host)
+
+    s = f"{PREFIX}.state"
+    findings += engine.state_backend(f"{s}.backendUrl", spec.state.backend_url)
+    findings += engine.secrets_provider(
+        f"{s}.secretsProvider", spec.state.secrets_provider, spec.state.vault_address, f"{s}.vaultAddress"
+    )
+    return _dedupe(findings)
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    """The same image checked twice (two models on the default image) is reported once per path."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for f in findings:
+        key = (f.rule, f.path, f.observed)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def endpoint_host(url: str) -> str:
+    return urlparse(url).hostname or url

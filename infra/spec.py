@@ -1,0 +1,338 @@
+"""The customer spec: a typed description of one regulated customer's stack.
+
+Read from the `sovstack:customer` key of `stacks/Pulumi.<name>.yaml`. Field names are camelCase
+in YAML (Pulumi's convention) and snake_case in Python. Every field's description becomes the
+JSON Schema (`sovstack schema`) that editors complete from. No Pulumi import here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from components.kube import is_dns_label
+
+Backend = Literal["scaleway", "ovh", "talos", "existing"]
+Dtype = Literal["bf16", "fp16", "fp8", "int4-awq", "int4-gptq"]
+
+
+def _dns_label(value: str) -> str:
+    if not is_dns_label(value):
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
+            "starting and ending with an alphanumeric, at most 63 characters)"
+        )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=False,
+    )
+
+
+# ---------------------------------------------------------------------------------- residency
+class ResidencySpec(SpecModel):
+    profile: str | None = Field(
+        default=None, description="Named residency profile: eu, fr-sovereign, se-sovereign or airgapped."
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Policy fields replacing the profile's (same names as a full policy, e.g. countries).",
+    )
+    policy: dict[str, Any] | None = Field(
+        default=None, description="A whole policy spelled out instead of a profile (see docs/residency.md)."
+    )
+
+    @model_validator(mode="after")
+    def _profile_or_policy(self) -> ResidencySpec:
+        if self.profile is None and self.policy is None:
+            raise ValueError("name a profile or spell out a policy")
+        if self.profile is not None and self.policy is not None:
+            raise ValueError("give either profile (with overrides) or policy, not both")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.profile or "custom"
+
+
+# ---------------------------------------------------------------------------------- cluster
+class SystemPoolSpec(SpecModel):
+    node_type: str = Field(description="Instance type or flavor for the system (non-GPU) nodes.")
+    min_nodes: int = Field(default=1, ge=1, le=100, description="Autoscaling lower bound.")
+    max_nodes: int = Field(default=3, ge=1, le=100, description="Autoscaling upper bound (>= minNodes).")
+    zones: tuple[str, ...] = Field(
+        min_length=1, description="Zones of the cluster's region to place nodes in."
+    )
+
+
+class GpuPoolSpec(SpecModel):
+    name: DnsLabel = Field(
+        description="Pool name, a DNS label; models refer to it. Never rename a live pool."
+    )
+    gpu_type: str = Field(description="GPU id from the catalog: H100, H100-SXM, H200, L4, L40S, A100, B300.")
+    node_type: str | None = Field(
+        default=None, description="Provider instance type or flavor (Scaleway, OVHcloud); omit for own sites."
+    )
+    gpus_per_node: int = Field(default=1, ge=1, le=8, description="GPUs on each node of the pool.")
+    min_nodes: int = Field(default=1, ge=0, le=100, description="Autoscaling lower bound.")
+    max_nodes: int = Field(default=1, ge=1, le=100, description="Autoscaling upper bound (>= minNodes).")
+    zones: tuple[str, ...] = Field(
+        min_length=1, description="Zones of the cluster's region for the pool's nodes."
+    )
+
+
+class ScalewayOptions(SpecModel):
+    project_id: str | None = Field(
+        default=None, description="Scaleway project; the provider default if omitted."
+    )
+    type: str = Field(
+        default="kapsule", description="Kapsule control plane type: kapsule or kapsule-dedicated-*."
+    )
+    cni: str = Field(default="cilium", description="CNI plugin of the Kapsule cluster.")
+    private_network_cidr: str = Field(
+        default="172.16.0.0/22", description="IPv4 subnet of the private network."
+    )
+
+
+class OvhOptions(SpecModel):
+    service_name: str = Field(description="OVHcloud Public Cloud project id (service name).")
+    plan: Literal["free", "standard"] = Field(default="free", description="Managed Kubernetes plan.")
+    vlan_id: int = Field(default=0, ge=0, le=4000, description="vRack VLAN id of the private network.")
+    subnet_cidr: str = Field(default="10.10.0.0/16", description="Subnet of the private network for nodes.")
+    api_server_allowed_cidrs: tuple[str, ...] = Field(
+        default=(), description="CIDRs allowed to reach the API server; empty leaves OVHcloud's default."
+    )
+
+
+class MachineSpec(SpecModel):
+    name: DnsLabel = Field(description="Node name, a DNS label.")
+    address: str = Field(description="IP address Talos's API answers on.")
+    role: Literal["controlplane", "worker"] = Field(description="Talos machine type.")
+    zone: str = Field(description="Zone of the site the machine stands in.")
+    pool: str | None = Field(default=None, description="GPU pool the worker belongs to (GPU workers only).")
+    gpu_type: str | None = Field(default=None, description="GPU id of the machine's GPUs.")
+    gpu_count: int = Field(default=0, ge=0, le=16, description="GPUs in the machine.")
+
+
+class TalosOptions(SpecModel):
+    cluster_endpoint: str = Field(description="https://VIP:6443, the control plane's private endpoint.")
+    talos_version: str = Field(default="v1.11.5", description="Talos Linux version of the machine configs.")
+    machines: tuple[MachineSpec, ...] = Field(min_length=1, description="The machines of the site to use.")
+
+
+class ExistingOptions(SpecModel):
+    context: str | None = Field(
+        default=None, description="kubeconfig context; its current context if omitted."
+    )
+    kubeconfig_key: str = Field(
+        default="sovstack:kubeconfig",
+        description="Secret stack config key holding the kubeconfig (`pulumi config set --secret`).",
+    )
+    nodes: tuple[MachineSpec, ...] = Field(default=(), description="Nodes to label with pool, zone and GPU.")
+
+
+class GpuOperatorSpec(SpecModel):
+    enabled: bool | None = Field(
+        default=None, description="Install the NVIDIA GPU Operator; default per backend (never on Scaleway)."
+    )
+    version: str | None = Field(
+        default=None, description="Chart version; the catalog's pinned one if omitted."
+    )
+    repository: str | None = Field(default=None, description="Chart repository, e.g. an in-house mirror.")
+
+
+class ClusterSpec(SpecModel):
+    provider: Backend = Field(
+        description="scaleway, ovh, talos (own bare metal) or existing (bring a cluster)."
+    )
+    region: str | None = Field(default=None, description="Provider region (scaleway, ovh): fr-par, GRA11...")
+    site: str | None = Field(default=None, description="Operator site (talos, existing) from sites.yaml.")
+    kubernetes_version: str = Field(
+        default="1.31", pattern=r"^1\.(2[8-9]|3[0-7])$", description="Kubernetes minor version, 1.28 to 1.37."
+    )
+    protect: bool = Field(
+        default=True, description="Protect cluster and pools from deletion; false for tests."
+    )
+    system_pool: SystemPoolSpec | None = Field(default=None, description="Non-GPU pool (scaleway, ovh).")
+    gpu_pools: tuple[GpuPoolSpec, ...] = Field(min_length=1, description="GPU node pools.")
+    scaleway: ScalewayOptions | None = Field(default=None, description="Scaleway Kapsule options.")
+    ovh: OvhOptions | None = Field(default=None, description="OVHcloud Managed Kubernetes options.")
+    talos: TalosOptions | None = Field(default=None, description="Talos bare-metal options.")
+    existing: ExistingOptions | None = Field(default=None, description="Existing cluster options.")
+    gpu_operator: GpuOperatorSpec = Field(default_factory=GpuOperatorSpec, description="NVIDIA GPU Operator.")
+
+    @property
+    def location(self) -> str:
+        """The region code or site code, whichever the backend uses."""
+        return (self.region if self.provider in ("scaleway", "ovh") else self.site) or ""
+
+
+# ---------------------------------------------------------------------------------- models
+class S3WeightsSpec(SpecModel):
+    url: str = Field(pattern=r"^s3://[a-z0-9.\-]+/.*", description="s3://bucket/prefix holding the weights.")
+    endpoint: str = Field(pattern=r"^https://", description="In-region S3 API endpoint (https URL).")
+    credentials_secret: DnsLabel = Field(
+        description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+    )
+    volume_size: str = Field(default="200Gi", description="Size of the volume the weights are copied into.")
+
+
+class PvcWeightsSpec(SpecModel):
+    claim_name: DnsLabel = Field(description="Existing PersistentVolumeClaim holding the weights.")
+
+
+class WeightsSpec(SpecModel):
+    s3: S3WeightsSpec | None = Field(default=None, description="Copy weights from in-region object storage.")
+    pvc: PvcWeightsSpec | None = Field(default=None, description="Mount a pre-provisioned volume claim.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WeightsSpec:
+        if (self.s3 is None) == (self.pvc is None):
+            raise ValueError("give exactly one of s3 or pvc")
+        return self
+
+
+class SecretRefSpec(SpecModel):
+    name: DnsLabel = Field(description="Name of an existing Secret (created by External Secrets or by hand).")
+    key: str = Field(default="api-key", description="Key inside the Secret.")
+
+
+class AutoscalingSpec(SpecModel):
+    min_replicas: int = Field(default=1, ge=1, description="KEDA lower bound.")
+    max_replicas: int = Field(default=2, ge=1, description="KEDA upper bound.")
+    queue_target: int = Field(default=5, ge=1, description="Waiting requests per replica before scaling out.")
+    prometheus_address: str = Field(
+        default="http://prometheus-operated.monitoring.svc:9090", description="Prometheus KEDA queries."
+    )
+
+
+class RouteSpec(SpecModel):
+    hostname: str = Field(description="Public or internal host name of the endpoint.")
+    gateway_name: str = Field(description="Gateway API Gateway to attach to.")
+    gateway_namespace: str = Field(description="Namespace of that Gateway.")
+    section_name: str = Field(default="https", description="The Gateway's TLS listener.")
+
+
+class ModelSpec(SpecModel):
+    name: DnsLabel = Field(description="The stack's name for this deployment, a DNS label; stable forever.")
+    model: str | None = Field(
+        default=None, description="Model id from the model catalog (`sovstack capacity`)."
+    )
+    custom: dict[str, Any] | None = Field(
+        default=None,
+        description="Figures of a model not in the catalog, with the fields of components/data/models.yaml "
+        "(parametersTotal, layers, attentionHeads, kvHeads, headDim, hiddenSize, vocabSize, maxContext, "
+        "licence, source, huggingFaceRepo).",
+    )
+    served_model_name: str | None = Field(default=None, description="Name clients ask for; defaults to name.")
+    pool: str = Field(description="GPU pool (cluster.gpuPools[].name) the model runs on.")
+    dtype: Dtype = Field(default="bf16", description="Weights precision or quantisation.")
+    max_model_len: int = Field(default=8192, ge=256, description="Longest sequence served, in tokens.")
+    concurrency: int = Field(default=8, ge=1, description="Concurrent sequences each replica must hold.")
+    tensor_parallel_size: int | None = Field(
+        default=None, description="GPUs per replica; the capacity planner's choice if omitted."
+    )
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=0.98, description="vLLM's memory share.")
+    replicas: int = Field(default=1, ge=1, le=64, description="Replicas (the KEDA minimum when autoscaling).")
+    image: str | None = Field(
+        default=None, description="vLLM image pinned by digest; registries.vllm if omitted."
+    )
+    weights: WeightsSpec = Field(description="Where the weights come from; never from the internet.")
+    api_key_secret: SecretRefSpec = Field(description="Secret holding the API key clients must present.")
+    autoscaling: AutoscalingSpec | None = Field(default=None, description="KEDA scaling on the queue depth.")
+    route: RouteSpec | None = Field(default=None, description="Gateway API HTTPRoute with TLS.")
+    service_monitor: bool = Field(default=False, description="Create a Prometheus ServiceMonitor.")
+
+    @model_validator(mode="after")
+    def _model_or_custom(self) -> ModelSpec:
+        if (self.model is None) == (self.custom is None):
+            raise ValueError("give exactly one of model (a catalog id) or custom (the model's figures)")
+        return self
+
+
+# ---------------------------------------------------------------------------------- network, audit
+class EgressSpec(SpecModel):
+    name: DnsLabel = Field(description="Name of the destination, used in policy names.")
+    host: str = Field(description="Host name; checked against the policy's allowed egress and located.")
+    cidrs: tuple[str, ...] = Field(min_length=1, description="Addresses of the host; never 0.0.0.0/0.")
+    ports: tuple[int, ...] = Field(default=(443,), min_length=1, description="TCP ports.")
+
+
+class NetworkSpec(SpecModel):
+    cni: Literal["cilium", "calico", "other"] = Field(default="cilium", description="The cluster's CNI.")
+    gateway_namespaces: tuple[str, ...] = Field(default=(), description="Namespaces allowed to call models.")
+    ingress_cidrs: tuple[str, ...] = Field(default=(), description="CIDRs allowed to call models directly.")
+    egress: tuple[EgressSpec, ...] = Field(default=(), description="Declared egress destinations.")
+    public_endpoint: bool = Field(default=False, description="Allow LoadBalancer/NodePort Services.")
+    api_server_cidrs: tuple[str, ...] = Field(
+        default=(), description="API server addresses, for the audit shipper's access to events."
+    )
+    cilium_fqdn_policies: bool = Field(default=False, description="Add CiliumNetworkPolicies by DNS name.")
+
+
+class AuditSpec(SpecModel):
+    backend: Literal["scaleway", "ovh", "minio", "existing"] | None = Field(
+        default=None,
+        description="Bucket backend; scaleway/ovh follow the cluster, minio or existing at sites.",
+    )
+    bucket: DnsLabel = Field(description="Bucket name.")
+    region: str | None = Field(default=None, description="Bucket region; the cluster's region if omitted.")
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https://",
+        description="S3 API endpoint; the catalog's for the region if omitted.",
+    )
+    retention_days: int | None = Field(
+        default=None, ge=1, description="Object-lock retention in days; the policy minimum if omitted."
+    )
+    credentials_secret: DnsLabel = Field(
+        default="audit-s3-credentials", description="Secret with the shipper's S3 credentials."
+    )
+    buffer_size: str = Field(default="8G", description="Fluent Bit's on-disk buffer ceiling per node.")
+
+
+class RegistriesSpec(SpecModel):
+    vllm: str | None = Field(default=None, description="Default vLLM image, pinned by digest.")
+    fluent_bit: str | None = Field(default=None, description="Fluent Bit image, pinned by digest.")
+    weights_fetcher: str | None = Field(default=None, description="S3 copy image for weights, pinned.")
+
+
+class StateSpec(SpecModel):
+    backend_url: str = Field(
+        description="Pulumi state backend: s3://bucket?endpoint=...&region=... or file://"
+    )
+    secrets_provider: str = Field(default="passphrase", description="passphrase or hashivault://KEY.")
+    vault_address: str | None = Field(default=None, description="Vault address for hashivault.")
+
+
+class CustomerSpec(SpecModel):
+    """One regulated customer's stack."""
+
+    name: DnsLabel = Field(description="Customer name, a DNS label; prefixes every resource name.")
+    display_name: str = Field(default="", description="Human-readable customer name for reports.")
+    residency: ResidencySpec = Field(description="The residency policy this stack must obey.")
+    cluster: ClusterSpec = Field(description="Where and how the Kubernetes cluster runs.")
+    models: tuple[ModelSpec, ...] = Field(default=(), description="Models to serve.")
+    network: NetworkSpec = Field(default_factory=NetworkSpec, description="Tenancy and allowed flows.")
+    audit: AuditSpec = Field(description="The write-once audit trail.")
+    registries: RegistriesSpec = Field(default_factory=RegistriesSpec, description="Default images.")
+    state: StateSpec = Field(description="Pulumi state backend and secrets provider.")
+
+    @property
+    def serving_namespace(self) -> str:
+        return f"{self.name}-serving"
+
+    @property
+    def audit_namespace(self) -> str:
+        return f"{self.name}-audit"
