@@ -1,0 +1,49 @@
+"""Pulumi component serving one model with vLLM: registers what `build_model_serving` builds."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes
+
+from components.build.model_serving import ModelServingArgs, build_model_serving, service_url
+from components.kubernetes_objects import register_objects
+
+__all__ = ["ModelServing", "ModelServingArgs"]
+
+
+class ModelServing(pulumi.ComponentResource):
+    """vLLM's OpenAI-compatible server for one model: Deployment, Service, PodDisruptionBudget and, when
+    enabled, a KEDA ScaledObject, a Gateway API HTTPRoute and a ServiceMonitor.
+
+    Attributes: `deployment`, `service`, `objects` (every registered resource, builder order),
+    `service_url` (`http://<name>.<namespace>.svc.cluster.local:<port>/v1`), `served_model_name`.
+    """
+
+    deployment: pulumi.CustomResource
+    service: pulumi.CustomResource
+    objects: list[pulumi.CustomResource]
+    service_url: pulumi.Output[str]
+    served_model_name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: ModelServingArgs,
+        *,
+        provider: pulumi_kubernetes.Provider | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        # Validate again (model_copy(update=...) skips validation) and build everything before the
+        # component or any child is registered.
+        args = ModelServingArgs.model_validate(args.model_dump(exclude_unset=True))
+        manifests = build_model_serving(args)
+        super().__init__("sovstack:serving:ModelServing", name, None, opts)
+        self.objects = register_objects(manifests, parent=self, provider=provider)
+        by_kind = {
+            manifest["kind"]: resource for manifest, resource in zip(manifests, self.objects, strict=True)
+        }
+        self.deployment = by_kind["Deployment"]
+        self.service = by_kind["Service"]
+        self.service_url = pulumi.Output.from_input(service_url(args))
+        self.served_model_name = pulumi.Output.from_input(args.served_model_name)
+        self.register_outputs({"service_url": self.service_url, "served_model_name": self.served_model_name})
