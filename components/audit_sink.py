@@ -1,0 +1,135 @@
+"""Pulumi shell of the audit sink: the object-locked bucket (per backend) and the Fluent Bit shippers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes
+
+from components.build.audit_sink import (
+    AuditSinkArgs,
+    build_audit_bucket,
+    build_audit_sink,
+    validate_audit_sink_args,
+)
+from components.kubernetes_objects import register_objects
+
+
+class AuditSink(pulumi.ComponentResource):
+    """A write-once audit bucket (object lock COMPLIANCE, versioning) and the shippers that fill it.
+
+    Attributes: `bucket` (the bucket resource, None for `existing`), `lock` (what sets the default
+    retention: Scaleway's BucketLockConfiguration, MinIO's retention Job; None for OVH, whose Storage
+    carries its own rule, and for `existing`), `versioning` (MinIO's S3BucketVersioning, else None),
+    `objects` (Kubernetes resources, the MinIO Job included). Outputs: `bucket_name`, `endpoint`.
+    """
+
+    bucket: pulumi.CustomResource | None
+    lock: pulumi.CustomResource | None
+    versioning: pulumi.CustomResource | None
+    objects: list[pulumi.CustomResource]
+
+    def __init__(
+        self,
+        name: str,
+        args: AuditSinkArgs,
+        *,
+        provider: pulumi_kubernetes.Provider | None,
+        cloud_provider: pulumi.ProviderResource | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        # Before anything is registered, the component itself included (args may come from model_construct).
+        validate_audit_sink_args(args)
+        super().__init__("sovstack:audit:AuditSink", name, None, opts)
+        spec = build_audit_bucket(args)
+        manifests = build_audit_sink(args)
+        # An audit bucket outlives the stack: `pulumi destroy` must neither fail on nor delete it.
+        keep = pulumi.ResourceOptions(
+            parent=self, provider=cloud_provider, protect=True, retain_on_delete=True
+        )
+        self.bucket, self.lock, self.versioning = None, None, None
+        if args.backend == "scaleway":
+            self.bucket, self.lock = self._scaleway(name, args, keep)
+        elif args.backend == "ovh":
+            self.bucket = self._ovh(name, args, keep)
+        elif args.backend == "minio":
+            self.bucket, self.versioning = self._minio(name, args, keep)
+        ready: list[pulumi.Resource] = [r for r in (self.bucket, self.lock, self.versioning) if r is not None]
+
+        self.objects = []
+        if args.backend == "minio":
+            # The retention Job runs first; shippers only start once the default retention is set.
+            job, manifests = manifests[:1], manifests[1:]
+            self.objects += register_objects(job, parent=self, provider=provider, depends_on=ready)
+            self.lock = self.objects[0]
+            ready = [self.lock]
+        self.objects += register_objects(manifests, parent=self, provider=provider, depends_on=ready)
+
+        # Resolved from the bucket resource where there is one, so consumers wait for the bucket.
+        name_output = getattr(self.bucket, "bucket" if args.backend == "minio" else "name", None)
+        self.bucket_name: pulumi.Output[str] = pulumi.Output.from_input(name_output or str(spec["name"]))
+        self.endpoint = pulumi.Output.from_input(args.endpoint)
+        self.register_outputs({"bucket_name": self.bucket_name, "endpoint": self.endpoint})
+
+    @staticmethod
+    def _scaleway(
+        name: str, args: AuditSinkArgs, keep: pulumi.ResourceOptions
+    ) -> tuple[pulumi.CustomResource, pulumi.CustomResource]:
+        from pulumiverse_scaleway import object as scw_object
+
+        bucket = scw_object.Bucket(
+            f"{name}-bucket",
+            name=args.bucket,
+            region=args.s3_region,
+            project_id=args.project_id,
+            object_lock_enabled=True,
+            versioning={"enabled": True},
+            opts=keep,
+        )
+        lock = scw_object.BucketLockConfiguration(
+            f"{name}-lock",
+            bucket=bucket.name,
+            region=args.s3_region,
+            project_id=args.project_id,
+            rule={"default_retention": {"mode": "COMPLIANCE", "days": args.retention_days}},
+            opts=keep,
+        )
+        return bucket, lock
+
+    @staticmethod
+    def _ovh(name: str, args: AuditSinkArgs, keep: pulumi.ResourceOptions) -> pulumi.CustomResource:
+        import pulumi_ovh
+
+        # Values from the OVH API schema: cloud.storage.ObjectLockStatusEnum (disabled|enabled),
+        # ObjectLockModeEnum (compliance|governance), VersioningStatusEnum (disabled|enabled|suspended).
+        object_lock: Any = {
+            "status": "enabled",
+            "rule": {"mode": "compliance", "period": f"P{args.retention_days}D"},
+        }
+        return pulumi_ovh.cloudproject.Storage(
+            f"{name}-bucket",
+            service_name=args.service_name,
+            region_name=str(args.region_name),
+            name=args.bucket,
+            object_lock=object_lock,
+            versioning={"status": "enabled"},
+            opts=keep,
+        )
+
+    @staticmethod
+    def _minio(
+        name: str, args: AuditSinkArgs, keep: pulumi.ResourceOptions
+    ) -> tuple[pulumi.CustomResource, pulumi.CustomResource]:
+        import pulumi_minio
+
+        # pulumi-minio 0.17 has object locking and versioning but no default-retention resource: the
+        # COMPLIANCE default is set by the retention Job (build_minio_retention_job).
+        bucket = pulumi_minio.S3Bucket(f"{name}-bucket", bucket=args.bucket, object_locking=True, opts=keep)
+        versioning = pulumi_minio.S3BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.bucket,
+            versioning_configuration={"status": "Enabled"},
+            opts=keep,
+        )
+        return bucket, versioning

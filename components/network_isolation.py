@@ -1,0 +1,36 @@
+"""Pulumi shell of `build_network_isolation`: registers the namespaces, policies, quota and defaults."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes
+
+from components.build.network_isolation import NetworkIsolationArgs, build_network_isolation
+from components.kubernetes_objects import register_objects
+
+
+class NetworkIsolation(pulumi.ComponentResource):
+    """Owned namespaces at Pod Security `restricted`, default-deny both ways, declared exceptions only.
+
+    Attributes: `namespaces` (namespace name -> Namespace resource), `objects` (every registered resource).
+    """
+
+    namespaces: dict[str, pulumi.CustomResource]
+    objects: list[pulumi.CustomResource]
+
+    def __init__(
+        self,
+        name: str,
+        args: NetworkIsolationArgs,
+        *,
+        provider: pulumi_kubernetes.Provider | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("sovstack:network:NetworkIsolation", name, None, opts)
+        # The args model validated itself on construction; building is pure and raises before any child.
+        manifests = build_network_isolation(args)
+        self.objects = register_objects(manifests, parent=self, provider=provider)
+        # register_objects registers Namespaces first, in their given order: pair them back by position.
+        names = [m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace"]
+        self.namespaces = dict(zip(names, self.objects[: len(names)], strict=True))
+        self.register_outputs({"namespaces": list(self.namespaces)})
