@@ -35,7 +35,10 @@ class ModelServing(pulumi.ComponentResource):
     ) -> None:
         # Validate again (model_copy(update=...) skips validation) and build everything before the
         # component or any child is registered.
-        args = ModelServingArgs.model_validate(args.model_dump(exclude_unset=True))
+        # The weights union is discriminated by `source`, a default that exclude_unset would drop.
+        data = args.model_dump(exclude_unset=True)
+        data["weights"] = args.weights.model_dump()
+        args = ModelServingArgs.model_validate(data)
         manifests = build_model_serving(args)
         super().__init__("sovstack:serving:ModelServing", name, None, opts)
         self.objects = register_objects(manifests, parent=self, provider=provider)

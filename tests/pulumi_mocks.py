@@ -23,6 +23,11 @@ FAKE_OUTPUTS: dict[str, dict[str, Any]] = {
         "apiserverUrl": "https://mock.api.k8s.fr-par.scw.cloud:6443",
     },
     "ovh:CloudProject/kube:Kube": {"kubeconfig": FAKE_KUBECONFIG, "url": "mock.c1.gra11.k8s.ovh.net"},
+    # GpuCluster: the gateway IP goes into the Kapsule ACL; the per-region OpenStack id feeds the subnet and Kube.
+    "scaleway:network/publicGatewayIp:PublicGatewayIp": {"address": "51.15.0.10"},
+    "ovh:CloudProject/networkPrivate:NetworkPrivate": {
+        "regionsOpenstackIds": {"GRA11": "mock-openstack-gra11", "EU-WEST-PAR": "mock-openstack-eu-west-par"}
+    },
     "talos:cluster/kubeconfig:Kubeconfig": {"kubeconfigRaw": FAKE_KUBECONFIG},
     "talos:machine/secrets:Secrets": {
         "clientConfiguration": {"caCertificate": "ca", "clientCertificate": "cert", "clientKey": "key"},

@@ -1,0 +1,507 @@
+"""GpuCluster's pure builder: validation messages, descriptions, charts and name stability."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic
+import pytest
+import yaml
+
+from components.build.gpu_cluster import (
+    ClusterArgsError,
+    GpuClusterArgs,
+    describe_cluster,
+    gpu_operator_namespace,
+    load_cluster_facts,
+    talos_controlplane_patch,
+    talos_schematic,
+)
+from tests.k8s_schema import assert_valid
+
+DIGEST = "sha256:" + "b" * 64
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+H100_POOL = {
+    "name": "h100",
+    "gpu_type": "H100",
+    "node_type": "H100-1-80G",
+    "gpus_per_node": 1,
+    "max_nodes": 2,
+}
+AUDIT_POLICY = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "Metadata"}]}
+
+
+def scaleway(**over: Any) -> GpuClusterArgs:
+    spec: dict[str, Any] = {
+        "customer": "acme",
+        "backend": "scaleway",
+        "region": "fr-par",
+        "kubernetes_version": "1.31",
+        "system_pool": {"node_type": "PRO2-S", "zones": ["fr-par-2"]},
+        "gpu_pools": [{**H100_POOL, "zones": ["fr-par-2"]}],
+        "scaleway": {"api_server_allowed_cidrs": ["203.0.113.0/24"]},
+    }
+    return GpuClusterArgs.model_validate({**spec, **over})
+
+
+def ovh(**over: Any) -> GpuClusterArgs:
+    spec: dict[str, Any] = {
+        "customer": "acme",
+        "backend": "ovh",
+        "region": "GRA11",
+        "kubernetes_version": "1.31",
+        "system_pool": {"node_type": "b3-16", "zones": ["GRA11"]},
+        "gpu_pools": [{**H100_POOL, "node_type": "h100-380", "zones": ["GRA11"]}],
+        "ovh": {"service_name": "0123abcd", "api_server_allowed_cidrs": ["203.0.113.0/24"]},
+    }
+    return GpuClusterArgs.model_validate({**spec, **over})
+
+
+def talos(machines: list[dict[str, Any]] | None = None, **over: Any) -> GpuClusterArgs:
+    spec: dict[str, Any] = {
+        "customer": "acme",
+        "backend": "talos",
+        "region": "fr-par-dc1",
+        "kubernetes_version": "1.31.4",
+        "gpu_pools": [
+            {
+                "name": "l40s",
+                "gpu_type": "L40S",
+                "gpus_per_node": 2,
+                "min_nodes": 1,
+                "max_nodes": 1,
+                "zones": ["fr-par-dc1-a"],
+            }
+        ],
+        "talos": {
+            "cluster_endpoint": "https://10.0.0.10:6443",
+            "talos_version": "v1.11.5",
+            "audit_policy": AUDIT_POLICY,
+            "machines": machines
+            if machines is not None
+            else [
+                {"name": "cp1", "address": "10.0.0.11", "role": "controlplane", "zone": "fr-par-dc1-a"},
+                {
+                    "name": "gpu1",
+                    "address": "10.0.0.21",
+                    "role": "worker",
+                    "zone": "fr-par-dc1-a",
+                    "pool": "l40s",
+                    "gpu_type": "L40S",
+                    "gpu_count": 2,
+                },
+            ],
+        },
+    }
+    return GpuClusterArgs.model_validate({**spec, **over})
+
+
+def existing(**over: Any) -> GpuClusterArgs:
+    spec: dict[str, Any] = {
+        "customer": "acme",
+        "backend": "existing",
+        "region": "se-sto-dc1",
+        "kubernetes_version": "1.31",
+        "gpu_pools": [
+            {
+                "name": "h100",
+                "gpu_type": "H100-SXM",
+                "gpus_per_node": 8,
+                "max_nodes": 4,
+                "zones": ["se-sto-dc1-a"],
+            }
+        ],
+        "existing": {"nodes": [{"name": "node-7", "pool": "h100", "zone": "se-sto-dc1-a"}]},
+    }
+    return GpuClusterArgs.model_validate({**spec, **over})
+
+
+def with_installer(args: GpuClusterArgs, image: str) -> GpuClusterArgs:
+    assert args.talos is not None
+    return args.model_copy(update={"talos": args.talos.model_copy(update={"installer_image": image})})
+
+
+def error(args: GpuClusterArgs) -> str:
+    with pytest.raises(ClusterArgsError) as caught:
+        describe_cluster(args)
+    return str(caught.value)
+
+
+# ----------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            scaleway(gpu_pools=[{**H100_POOL, "zones": ["fr-par-2", "nl-ams-1"]}]),
+            "gpu_pools[0].zones[1]: zone 'nl-ams-1' is not in scaleway region 'fr-par' "
+            "(zones: fr-par-1, fr-par-2, fr-par-3)",
+        ),
+        (
+            scaleway(gpu_pools=[{**H100_POOL, "zones": ["fr-par-1"]}]),
+            "gpu_pools[0].gpu_type: H100 is not offered in zone fr-par-1 (offered: none)",
+        ),
+        (
+            scaleway(region="us-east"),
+            "region: unknown scaleway region 'us-east'; known: fr-par, nl-ams, pl-waw",
+        ),
+        (
+            scaleway(gpu_pools=[{**H100_POOL, "node_type": "H100-2-80G", "zones": ["fr-par-2"]}]),
+            "gpu_pools[0].node_type: H100-2-80G has 2 x H100, not 1 x H100 (gpu_type, gpus_per_node)",
+        ),
+        (
+            scaleway(gpu_pools=[{**H100_POOL, "node_type": None, "zones": ["fr-par-2"]}]),
+            "gpu_pools[0].node_type: required for scaleway; 1 x H100: H100-1-80G",
+        ),
+        (
+            scaleway(gpu_pools=[{**H100_POOL, "min_nodes": 3, "zones": ["fr-par-2"]}]),
+            "gpu_pools[0].min_nodes: 3 is greater than max_nodes 2",
+        ),
+        (
+            scaleway(gpu_pools=[{**H100_POOL, "zones": []}]),
+            "gpu_pools[0].zones: name at least one zone of scaleway region 'fr-par' "
+            "(zones: fr-par-1, fr-par-2, fr-par-3)",
+        ),
+        (
+            scaleway(gpu_pools=[{**H100_POOL, "zones": ["fr-par-2"], "labels": {"sovstack.io/zone": "x"}}]),
+            "gpu_pools[0].labels: 'sovstack.io/zone' is reserved: sovstack sets sovstack.io/* labels itself",
+        ),
+        (
+            scaleway(customer="Acme"),
+            "customer: 'Acme' is not a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)",
+        ),
+        (
+            scaleway(system_pool=None),
+            "system_pool: required for the scaleway backend (node_type, min_nodes, max_nodes, zones)",
+        ),
+        (scaleway(ovh={"service_name": "x"}), "ovh: set, but the backend is 'scaleway'"),
+        (
+            scaleway(scaleway={}),
+            "scaleway.api_server_allowed_cidrs: name at least one network allowed to reach the Kubernetes API "
+            "(its endpoint is public)",
+        ),
+        (
+            scaleway(scaleway={"api_server_allowed_cidrs": ["0.0.0.0/0"]}),
+            "scaleway.api_server_allowed_cidrs[0]: 0.0.0.0/0 would open the API to the whole internet",
+        ),
+        (
+            scaleway(gpu_operator={"enabled": True}),
+            "gpu_operator.enabled: Kapsule installs the NVIDIA GPU Operator on GPU pools; never install a second one",
+        ),
+        (
+            ovh(ovh={"api_server_allowed_cidrs": ["203.0.113.0/24"]}),
+            "ovh.service_name: required for the ovh backend (the Public Cloud project id)",
+        ),
+        (
+            ovh(gpu_pools=[{**H100_POOL, "node_type": "h100-380", "zones": ["GRA11"], "gpu_type": "L4"}]),
+            "gpu_pools[0].node_type: h100-380 has 1 x H100, not 1 x L4 (gpu_type, gpus_per_node)",
+        ),
+        (ovh(region="GRA9"), "system_pool.zones[0]: zone 'GRA11' is not in ovh region 'GRA9' (zones: GRA9)"),
+        (talos(machines=[]), "talos.machines: list at least one machine (one controlplane or more)"),
+        (
+            talos(system_pool={"node_type": "x", "zones": ["fr-par-dc1-a"]}),
+            "system_pool: not used by the talos backend (the operator provides CPU nodes)",
+        ),
+        (
+            talos(
+                machines=[
+                    {"name": "cp1", "address": "10.0.0.11", "role": "controlplane", "zone": "fr-par-dc1-a"},
+                    {
+                        "name": "gpu1",
+                        "address": "10.0.0.21",
+                        "role": "worker",
+                        "zone": "fr-par-dc1-a",
+                        "pool": "h100",
+                        "gpu_type": "L40S",
+                        "gpu_count": 2,
+                    },
+                ]
+            ),
+            "talos.machines[1].pool: no GPU pool named 'h100' (pools: l40s)",
+        ),
+        (
+            talos(
+                machines=[
+                    {"name": "cp1", "address": "10.0.0.11", "role": "controlplane", "zone": "se-sto-dc1-a"},
+                ]
+            ),
+            "talos.machines[0].zone: zone 'se-sto-dc1-a' is not in site 'fr-par-dc1' (zones: fr-par-dc1-a, fr-par-dc1-b)",
+        ),
+        (
+            talos(
+                machines=[
+                    {"name": "cp1", "address": "10.0.0.11", "role": "controlplane", "zone": "fr-par-dc1-a"},
+                    {
+                        "name": "gpu1",
+                        "address": "10.0.0.21",
+                        "role": "worker",
+                        "zone": "fr-par-dc1-a",
+                        "pool": "l40s",
+                        "gpu_type": "L40S",
+                        "gpu_count": 1,
+                    },
+                ]
+            ),
+            "talos.machines[1].gpu_type: 1 x L40S does not match pool l40s (2 x L40S)",
+        ),
+        (
+            talos(
+                machines=[
+                    {"name": "cp1", "address": "10.0.0.11", "role": "controlplane", "zone": "fr-par-dc1-a"}
+                ]
+            ),
+            "gpu_pools[0]: 0 machines in zone fr-par-dc1-a, outside min_nodes..max_nodes (1..1)",
+        ),
+        (
+            talos(kubernetes_version="1.31"),
+            "kubernetes_version: Talos needs a patch version (e.g. '1.31.4'): it names the control-plane images",
+        ),
+        (
+            talos(
+                gpu_pools=[
+                    {
+                        "name": "l40s",
+                        "gpu_type": "H100",
+                        "gpus_per_node": 2,
+                        "max_nodes": 1,
+                        "zones": ["fr-par-dc1-a"],
+                    }
+                ]
+            ),
+            "gpu_pools[0].gpu_type: H100 is not offered in zone fr-par-dc1-a (offered: L40S, H100-SXM)",
+        ),
+        (
+            existing(existing={"nodes": [{"name": "n", "pool": "h100", "zone": "se-sto-dc1-b"}]}),
+            "existing.nodes[0].zone: zone 'se-sto-dc1-b' is not one of pool h100's zones (se-sto-dc1-a)",
+        ),
+        (existing(region="fr-par"), "region: unknown site 'fr-par'; known: fr-par-dc1, se-sto-dc1"),
+    ],
+)
+def test_validation_messages_name_the_field(args: GpuClusterArgs, message: str) -> None:
+    assert error(args) == message
+
+
+def test_talos_machine_zone_must_be_one_of_the_pool_zones() -> None:
+    args = talos(
+        machines=[
+            {"name": "cp1", "address": "10.0.0.11", "role": "controlplane", "zone": "fr-par-dc1-a"},
+            {
+                "name": "gpu1",
+                "address": "10.0.0.21",
+                "role": "worker",
+                "zone": "fr-par-dc1-b",
+                "pool": "l40s",
+                "gpu_type": "L40S",
+                "gpu_count": 2,
+            },
+        ]
+    )
+    assert (
+        error(args)
+        == "talos.machines[1].zone: zone fr-par-dc1-b is not one of pool l40s's zones (fr-par-dc1-a)"
+    )
+
+
+def test_talos_installer_must_be_pinned() -> None:
+    unpinned = with_installer(talos(), "mirror/installer:v1")
+    assert (
+        error(unpinned)
+        == "talos.installer_image: 'mirror/installer:v1' is not pinned by digest (@sha256:...)"
+    )
+
+
+def test_args_are_frozen_and_refuse_unknown_fields() -> None:
+    with pytest.raises(pydantic.ValidationError, match="extra_forbidden"):
+        scaleway(node_count=3)
+    with pytest.raises(pydantic.ValidationError):
+        scaleway().customer = "other"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------- descriptions
+def test_gpu_pools_carry_labels_and_the_gpu_taint() -> None:
+    description = describe_cluster(scaleway())
+    assert description.gpu_nodes == [
+        {
+            "pool": "h100",
+            "zone": "fr-par-2",
+            "labels": {
+                "sovstack.io/customer": "acme",
+                "sovstack.io/region": "fr-par",
+                "sovstack.io/zone": "fr-par-2",
+                "sovstack.io/gpu": "H100",
+                "sovstack.io/pool": "h100",
+            },
+            "taints": [GPU_TAINT],
+        }
+    ]
+    pools = {r["name"]: r for r in description.resources if r["type"] == "scaleway:kubernetes/pool:Pool"}
+    gpu = pools["acme-gpu-pool-h100-fr-par-2"]
+    assert gpu["inputs"]["taints"] == [GPU_TAINT]
+    assert gpu["inputs"]["labels"] == description.gpu_nodes[0]["labels"]
+    assert (gpu["inputs"]["min_size"], gpu["inputs"]["max_size"], gpu["inputs"]["size"]) == (0, 2, 0)
+    assert gpu["inputs"]["public_ip_disabled"] is True and gpu["protect"] is True
+    assert pools["acme-gpu-pool-system-fr-par-2"]["inputs"]["taints"] == []
+    assert description.gpu_pools == [
+        {
+            "name": "h100",
+            "gpu_type": "H100",
+            "gpus_per_node": 1,
+            "memory_gb_per_gpu": 80.0,
+            "zones": ["fr-par-2"],
+            "min_nodes": 0,
+            "max_nodes": 2,
+        }
+    ]
+
+
+def test_gpu_operator_chart_per_backend() -> None:
+    facts = load_cluster_facts().gpu_operator
+    assert describe_cluster(scaleway()).gpu_operator_chart is None
+    assert describe_cluster(existing()).gpu_operator_chart is None
+    assert describe_cluster(ovh()).gpu_operator_chart == {
+        "name": "gpu-operator",
+        "repository": "https://helm.ngc.nvidia.com/nvidia",
+        "version": facts.version,
+        "namespace": "gpu-operator",
+        "values": {"driver": {"enabled": True}, "toolkit": {"enabled": True}},
+    }
+    talos_chart = describe_cluster(talos()).gpu_operator_chart
+    assert talos_chart is not None
+    assert talos_chart["values"] == {
+        "driver": {"enabled": False},
+        "toolkit": {"enabled": False},
+        "hostPaths": {"driverInstallDir": "/usr/local"},
+    }
+    mirrored = existing(
+        gpu_operator={
+            "enabled": True,
+            "repository": "https://charts.fr-par-dc1.sovstack.internal/nvidia",
+            "extra_values": {"driver": {"enabled": False}},
+        }
+    )
+    chart = describe_cluster(mirrored).gpu_operator_chart
+    assert chart is not None
+    assert chart["repository"] == "https://charts.fr-par-dc1.sovstack.internal/nvidia"
+    assert chart["values"] == {"driver": {"enabled": False}}
+
+
+def test_pinned_chart_version_is_recent_enough_for_talos() -> None:
+    version = load_cluster_facts().gpu_operator.version
+    assert version.startswith("v")
+    assert tuple(int(p) for p in version[1:].split(".")) >= (26, 3, 1)
+
+
+@pytest.mark.parametrize("kube_version", ["1.31", "1.34"])
+def test_operator_namespace_is_privileged_and_valid(kube_version: str) -> None:
+    description = describe_cluster(talos())
+    (namespace,) = description.kubernetes_objects
+    assert namespace == gpu_operator_namespace(talos())
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert labels["sovstack.io/customer"] == "acme" and labels["sovstack.io/region"] == "fr-par-dc1"
+    assert_valid(namespace, kube_version)
+
+
+def test_adding_a_pool_renames_nothing() -> None:
+    before = describe_cluster(scaleway())
+    l4 = {
+        "name": "l4",
+        "gpu_type": "L4",
+        "node_type": "L4-1-24G",
+        "gpus_per_node": 1,
+        "max_nodes": 3,
+        "zones": ["fr-par-2"],
+    }
+    after = describe_cluster(scaleway(gpu_pools=[l4, {**H100_POOL, "zones": ["fr-par-2"]}]))
+    after_by_name = {r["name"]: r for r in after.resources}
+    for resource in before.resources:
+        assert after_by_name[resource["name"]] == resource
+    assert {r["name"] for r in after.resources} - {r["name"] for r in before.resources} == {
+        "acme-gpu-pool-l4-fr-par-2"
+    }
+
+
+def test_description_is_deterministic_and_named_from_the_component() -> None:
+    assert describe_cluster(ovh()).model_dump() == describe_cluster(ovh()).model_dump()
+    names = [r["name"] for r in describe_cluster(ovh(), name="eu1").resources]
+    assert names == [
+        "eu1-network",
+        "eu1-subnet",
+        "eu1-cluster",
+        "eu1-api-ips",
+        "eu1-pool-system-gra11",
+        "eu1-pool-h100-gra11",
+    ]
+
+
+def test_ovh_pools_in_a_one_zone_region_have_no_availability_zones() -> None:
+    pool = describe_cluster(ovh()).resources[-1]
+    assert pool["type"] == "ovh:CloudProject/kubeNodePool:KubeNodePool"
+    assert "availability_zones" not in pool["inputs"]
+    assert pool["inputs"]["template"]["spec"]["taints"] == [GPU_TAINT]
+    assert pool["inputs"]["flavor_name"] == "h100-380" and pool["zone"] == "GRA11"
+
+
+def test_talos_patches_load_nvidia_modules_taint_gpu_workers_and_set_audit_policy() -> None:
+    args = talos()
+    resources = {r["name"]: r for r in describe_cluster(args).resources}
+    gpu_patch = json.loads(resources["acme-gpu-apply-gpu1"]["inputs"]["config_patches"][0])["machine"]
+    assert gpu_patch["install"]["image"] == "factory.talos.dev/installer/<schematic-id>:v1.11.5"
+    assert gpu_patch["kernel"]["modules"] == [
+        {"name": "nvidia"},
+        {"name": "nvidia_uvm"},
+        {"name": "nvidia_drm"},
+        {"name": "nvidia_modeset"},
+    ]
+    assert gpu_patch["nodeTaints"] == {"nvidia.com/gpu": "present:NoSchedule"}
+    assert gpu_patch["nodeLabels"]["sovstack.io/pool"] == "l40s"
+    cp_patch = json.loads(resources["acme-gpu-apply-cp1"]["inputs"]["config_patches"][0])["machine"]
+    assert cp_patch["install"]["image"] == "ghcr.io/siderolabs/installer:v1.11.5"
+    assert "nodeTaints" not in cp_patch and "kernel" not in cp_patch
+    assert talos_controlplane_patch(args) == {
+        "cluster": {
+            "apiServer": {
+                "auditPolicy": AUDIT_POLICY,
+                "extraArgs": {"audit-log-path": "/var/log/audit/kube/kube-apiserver.log"},
+            }
+        }
+    }
+    assert yaml.safe_load(talos_schematic(args)) == {
+        "customization": {
+            "systemExtensions": {
+                "officialExtensions": [
+                    "siderolabs/nonfree-kmod-nvidia-production",
+                    "siderolabs/nvidia-container-toolkit-production",
+                ]
+            }
+        }
+    }
+    assert resources["acme-gpu-secrets"]["protect"] and resources["acme-gpu-bootstrap"]["protect"]
+
+
+def test_talos_with_a_pinned_installer_needs_no_schematic() -> None:
+    args = talos()
+    pinned = f"harbor.fr-par-dc1.sovstack.internal/talos/installer:v1.11.5@{DIGEST}"
+    args = with_installer(args, pinned)
+    resources = {r["name"]: r for r in describe_cluster(args).resources}
+    assert "acme-gpu-schematic" not in resources
+    assert json.loads(resources["acme-gpu-apply-gpu1"]["inputs"]["config_patches"][0])["machine"][
+        "install"
+    ] == {"image": pinned}
+
+
+def test_existing_backend_creates_no_cloud_resource_and_labels_nodes() -> None:
+    description = describe_cluster(existing())
+    assert description.resources == []
+    assert description.node_label_patches == [
+        {
+            "name": "node-7",
+            "labels": {
+                "sovstack.io/customer": "acme",
+                "sovstack.io/region": "se-sto-dc1",
+                "sovstack.io/zone": "se-sto-dc1-a",
+                "sovstack.io/gpu": "H100-SXM",
+                "sovstack.io/pool": "h100",
+            },
+        }
+    ]
