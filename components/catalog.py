@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -113,9 +113,12 @@ class _SitesFile(_Fact):
 
     @model_validator(mode="before")
     @classmethod
-    def _sites_belong_to_operator(cls, data: dict[str, Any]) -> dict[str, Any]:
-        for site in data.get("sites", []):
-            site.setdefault("provider", OPERATOR)
+    def _sites_belong_to_operator(cls, data: Any) -> Any:
+        # Anything malformed is left as it is for field validation to report with its location.
+        sites = data.get("sites") if isinstance(data, dict) else None
+        for site in sites if isinstance(sites, list) else []:
+            if isinstance(site, dict):
+                site.setdefault("provider", OPERATOR)
         return data
 
 
@@ -185,21 +188,29 @@ def provider_for_backend(backend: str) -> str:
     return OPERATOR if backend in SITE_BACKENDS else backend
 
 
-def _read_yaml(path: Path) -> object:
-    with path.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+_File = TypeVar("_File", bound=_Fact)
+
+
+def _read(path: Path, model: type[_File]) -> _File:
+    """One catalog file, validated; any problem raises CatalogError naming the file and the field."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as err:
+        raise CatalogError(f"invalid catalog data ({path}): {err}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise CatalogError(f"invalid catalog data ({path}): {loc}: {first['msg']}") from None
 
 
 def load_catalog_from(regions_path: Path, sites_path: Path, countries_path: Path) -> Catalog:
     """Load and validate catalog files; a broken file raises CatalogError naming the file and field."""
-    try:
-        regions = _RegionsFile.model_validate(_read_yaml(regions_path))
-        sites = _SitesFile.model_validate(_read_yaml(sites_path))
-        countries = _CountriesFile.model_validate(_read_yaml(countries_path))
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise CatalogError(f"invalid catalog data ({err.title}): {loc}: {first['msg']}") from None
+    regions = _read(regions_path, _RegionsFile)
+    sites = _read(sites_path, _SitesFile)
+    countries = _read(countries_path, _CountriesFile)
     providers = {code: p.model_copy(update={"code": code}) for code, p in regions.providers.items()}
     providers[OPERATOR] = sites.operator.model_copy(update={"code": OPERATOR})
     return Catalog(providers, regions.regions + sites.sites, countries)

@@ -340,7 +340,10 @@ class Engine:
         return self.located(path, name, "egress destination", rule="egress.destination")
 
     def state_backend(self, path: str, url: str) -> list[Finding]:
-        parsed = urlparse(url)
+        try:
+            parsed = urlparse(url)
+        except ValueError as err:
+            return [self._finding("state.backend", path, url, False, f"not a valid URL: {err}")]
         scheme = parsed.scheme
         if not url or parsed.netloc in ("api.pulumi.com", "app.pulumi.com"):
             return [
@@ -440,5 +443,86 @@ def failures(findings: Iterable[Finding]) -> list[Finding]:
 def _host_of(url: str) -> str:
     """The host of a URL, or the string itself when it is already a host."""
     if "://" in url:
-        return (urlparse(url).hostname or "").lower()
+        try:
+            return (urlparse(url).hostname or "").lower()
+        except ValueError:  # an unparsable URL has no host the catalog could know
+            return ""
     return url.split("/", 1)[0].split(":", 1)[0].lower()
+
+
+#: Input property names that place a cloud resource somewhere (Pulumi camelCase and snake_case).
+LOCATION_KEYS = (
+    "region",
+    "regionName",
+    "region_name",
+    "regions",
+    "zone",
+    "location",
+    "availabilityZones",
+    "availability_zones",
+)
+
+
+def location_values(props: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, value) for every plain-string location input; Outputs not yet known are skipped."""
+    found: list[tuple[str, str]] = []
+    for key in LOCATION_KEYS:
+        value = props.get(key)
+        values = value if isinstance(value, list | tuple) else [value]
+        found.extend((key, v) for v in values if isinstance(v, str) and v)
+    return found
+
+
+def resource_location_findings(
+    engine: Engine, type_token: str, name: str, props: dict[str, Any]
+) -> list[Finding]:
+    """Stack-wide safety net: any resource whose region, zone or location input is out of bounds.
+
+    The provider comes from the type token (`scaleway:...`, `ovh:...`); a located value may be a
+    region code, a zone code or an object-storage region (`GRA`). A provider the catalog does not
+    know, with a location input, is refused: sovstack cannot tell where it puts data.
+    """
+    values = location_values(props)
+    if not values:
+        return []
+    package = type_token.split(":", 1)[0]
+    path = f"{type_token}::{name}"
+    if package not in engine.catalog.providers:
+        key, value = values[0]
+        return [
+            engine._finding(
+                "region.known",
+                f"{path}.{key}",
+                value,
+                False,
+                f"provider {package!r} is not in the catalog, so {value!r} cannot be placed in bounds; "
+                "add it to regions.yaml with sources or use a catalogued provider",
+            )
+        ]
+    findings: list[Finding] = []
+    for key, value in values:
+        region = _region_for_value(engine.catalog, package, value)
+        if region is None:
+            findings.append(
+                engine._finding(
+                    "region.known",
+                    f"{path}.{key}",
+                    value,
+                    False,
+                    f"{value!r} is not a catalogued {package} region, zone or storage region",
+                )
+            )
+            continue
+        findings += engine._place(f"{path}.{key}", region, "resource")
+        findings.append(engine._headquarters(f"{path}.{key}", package))
+    return findings
+
+
+def _region_for_value(catalog: Catalog, provider: str, value: str) -> Region | None:
+    wanted = value.lower()
+    for region in catalog.regions_of(provider):
+        if region.code.lower() == wanted or any(z.code.lower() == wanted for z in region.zones):
+            return region
+        if any((e.s3_region or "").lower() == wanted for e in region.endpoints):
+            return region
+    return None

@@ -25,6 +25,8 @@ def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
     problems += _egress_declared(spec)
     if not problems:
         problems += capacity_problems(spec)
+    if not problems:
+        problems += composition_problems(spec)
     return problems
 
 
@@ -33,18 +35,22 @@ def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:
     from urllib.parse import urlparse
 
     declared = {e.host for e in spec.network.egress}
-    problems: list[SpecProblem] = []
-    for i, model in enumerate(spec.models):
-        if model.weights.s3 is not None:
-            host = urlparse(model.weights.s3.endpoint).hostname or ""
-            if host not in declared:
-                problems.append(
-                    (("models", i, "weights", "s3", "endpoint"), f"{host} is not declared in network.egress")
-                )
+    endpoints: list[tuple[Loc, str]] = [
+        (("models", i, "weights", "s3", "endpoint"), model.weights.s3.endpoint)
+        for i, model in enumerate(spec.models)
+        if model.weights.s3 is not None
+    ]
     if spec.audit.endpoint is not None:
-        host = urlparse(spec.audit.endpoint).hostname or ""
+        endpoints.append((("audit", "endpoint"), spec.audit.endpoint))
+    problems: list[SpecProblem] = []
+    for loc, url in endpoints:
+        try:
+            host = urlparse(url).hostname or ""
+        except ValueError as err:  # e.g. an unclosed IPv6 bracket
+            problems.append((loc, f"not a valid URL: {err}"))
+            continue
         if host not in declared:
-            problems.append((("audit", "endpoint"), f"{host} is not declared in network.egress"))
+            problems.append((loc, f"{host} is not declared in network.egress"))
     return problems
 
 
@@ -190,6 +196,11 @@ def _audit_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
         )
     if chosen in ("minio", "existing") and audit.endpoint is None:
         yield ("audit", "endpoint"), f"required for backend {chosen}"
+    if chosen in ("scaleway", "ovh") and chosen == backend and audit.region is not None:
+        try:
+            load_catalog().region(chosen, audit.region)
+        except CatalogError as err:
+            yield ("audit", "region"), str(err)
 
 
 def _default_audit_backend(cluster_backend: str) -> str:
@@ -289,3 +300,42 @@ def capacity_problems(spec: CustomerSpec) -> list[SpecProblem]:
                 )
             )
     return problems
+
+
+def _to_spec_path(component_path: str) -> Loc:
+    """`gpu_pools[0].zones[1]` (component args) to ('cluster', 'gpuPools', 0, 'zones', 1) (spec)."""
+    import re
+
+    from pydantic.alias_generators import to_camel
+
+    loc: list[int | str] = ["cluster"]
+    for part in component_path.split("."):
+        match = re.fullmatch(r"([a-z_0-9]+)((?:\[\d+\])*)", part)
+        if match is None:
+            loc.append(part)
+            continue
+        loc.append(to_camel(match.group(1)))
+        loc += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
+    return tuple(loc)
+
+
+def composition_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    """Build every component's args and manifests: whatever a component refuses, refused here first."""
+    from pydantic import ValidationError
+
+    from components.build.gpu_cluster import ClusterArgsError
+    from infra.compose import compose
+
+    composition = compose(spec)
+    try:
+        composition.kubernetes_objects()
+    except ClusterArgsError as err:
+        path, _, message = str(err).partition(": ")
+        return [(_to_spec_path(path), message)]
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return [((), f"{err.title}: {where}: {first['msg'].removeprefix('Value error, ')}")]
+    except ValueError as err:
+        return [((), str(err))]
+    return []

@@ -83,3 +83,9 @@ def audit_s3_region(spec: CustomerSpec) -> str:
 
 def audit_retention_days(spec: CustomerSpec, policy: ResidencyPolicy) -> int:
     return spec.audit.retention_days or policy.min_audit_retention_days
+
+
+def minio_client_image(spec: CustomerSpec) -> str:
+    from components.build.audit_sink import audit_data
+
+    return spec.registries.minio_client or audit_data().images.mc.image

@@ -51,6 +51,8 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
         engine.retention(f"{a}.retentionDays", defaults.audit_retention_days(spec, engine.policy))
     )
     findings += engine.image(f"{PREFIX}.registries.fluentBit", defaults.fluent_bit_image(spec))
+    if backend == "minio":
+        findings += engine.image(f"{PREFIX}.registries.minioClient", defaults.minio_client_image(spec))
 
     for i, model in enumerate(spec.models):
         m = f"{PREFIX}.models[{i}]"

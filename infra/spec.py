@@ -103,6 +103,11 @@ class ScalewayOptions(SpecModel):
     private_network_cidr: str = Field(
         default="172.16.0.0/22", description="IPv4 subnet of the private network."
     )
+    api_server_allowed_cidrs: tuple[str, ...] = Field(
+        default=(),
+        description="Networks allowed to reach the API server (a Kapsule ACL). Required: Kapsule's endpoint is "
+        "public, so name your admins' and CI runners' egress addresses.",
+    )
 
 
 class OvhOptions(SpecModel):
@@ -159,7 +164,10 @@ class ClusterSpec(SpecModel):
     region: str | None = Field(default=None, description="Provider region (scaleway, ovh): fr-par, GRA11...")
     site: str | None = Field(default=None, description="Operator site (talos, existing) from sites.yaml.")
     kubernetes_version: str = Field(
-        default="1.31", pattern=r"^1\.(2[8-9]|3[0-7])$", description="Kubernetes minor version, 1.28 to 1.37."
+        default="1.31",
+        pattern=r"^1\.(2[8-9]|3[0-7])(\.[0-9]{1,2})?$",
+        description="Kubernetes version, 1.28 to 1.37: a minor (`1.31`) for managed clusters, a patch "
+        "release (`1.32.4`) for Talos, whose control-plane images it names.",
     )
     protect: bool = Field(
         default=True, description="Protect cluster and pools from deletion; false for tests."
@@ -171,6 +179,11 @@ class ClusterSpec(SpecModel):
     talos: TalosOptions | None = Field(default=None, description="Talos bare-metal options.")
     existing: ExistingOptions | None = Field(default=None, description="Existing cluster options.")
     gpu_operator: GpuOperatorSpec = Field(default_factory=GpuOperatorSpec, description="NVIDIA GPU Operator.")
+
+    @property
+    def kubernetes_minor(self) -> str:
+        """`1.32` for `1.32.4`: the schema version manifests are checked against."""
+        return ".".join(self.kubernetes_version.split(".")[:2])
 
     @property
     def location(self) -> str:
@@ -300,12 +313,19 @@ class AuditSpec(SpecModel):
         default="audit-s3-credentials", description="Secret with the shipper's S3 credentials."
     )
     buffer_size: str = Field(default="8G", description="Fluent Bit's on-disk buffer ceiling per node.")
+    minio_admin_secret: DnsLabel = Field(
+        default="audit-minio-admin",
+        description="minio backend: Secret with MinIO admin credentials for the job that sets default retention.",
+    )
 
 
 class RegistriesSpec(SpecModel):
     vllm: str | None = Field(default=None, description="Default vLLM image, pinned by digest.")
     fluent_bit: str | None = Field(default=None, description="Fluent Bit image, pinned by digest.")
     weights_fetcher: str | None = Field(default=None, description="S3 copy image for weights, pinned.")
+    minio_client: str | None = Field(
+        default=None, description="MinIO client image (minio audit backend: sets default retention), pinned."
+    )
 
 
 class StateSpec(SpecModel):

@@ -109,6 +109,16 @@ def _clean_message(error: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _without_spurious_too_short(errors: list[Any]) -> list[Any]:
+    """Drop pydantic's `too_short` on a tuple whose items failed: it counts only the valid items
+    ("at least 1 item, not 0") and hides the real error, which is reported below it."""
+
+    def has_item_error(loc: tuple[int | str, ...]) -> bool:
+        return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
+
+    return [e for e in errors if not (e["type"] == "too_short" and has_item_error(tuple(e["loc"])))]
+
+
 def read_config(path: Path) -> dict[str, Any]:
     """The `config:` mapping of a stack file; SpecError for anything unreadable."""
     file = str(path)
@@ -151,7 +161,8 @@ def parse_spec(config: dict[str, Any], file: str) -> CustomerSpec:
     try:
         return CustomerSpec.model_validate(raw)
     except ValidationError as err:
-        problems = [Problem(file, format_loc(e["loc"]), _clean_message(e)) for e in err.errors()]
+        errors = _without_spurious_too_short(err.errors())
+        problems = [Problem(file, format_loc(e["loc"]), _clean_message(e)) for e in errors]
         raise SpecError(problems) from None
     except RecursionError:
         raise SpecError([Problem(file, CUSTOMER_KEY, "nested too deeply")]) from None

@@ -1,0 +1,374 @@
+"""Compose a customer spec into component args: one pure mapping that `pulumi up` and `render` share.
+
+`compose(spec)` turns the validated spec into the args of GpuCluster, NetworkIsolation, AuditSink
+and one ModelServing per model, and answers what the stack will contain (Kubernetes objects,
+Helm charts, cloud resources) without importing Pulumi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlparse
+
+from components.build.audit_sink import (
+    AuditSinkArgs,
+    build_audit_bucket,
+    build_audit_policy,
+    build_audit_sink,
+)
+from components.build.gpu_cluster import (
+    ClusterDescription,
+    ExistingNode,
+    ExistingOptions,
+    GpuClusterArgs,
+    GpuOperatorOptions,
+    GpuPoolArgs,
+    OvhOptions,
+    ScalewayOptions,
+    SystemPoolArgs,
+    TalosMachine,
+    TalosOptions,
+    describe_cluster,
+)
+from components.build.model_serving import (
+    Autoscaling,
+    ModelServingArgs,
+    PvcWeights,
+    Route,
+    S3Weights,
+    SecretKeyRef,
+    build_model_serving,
+    service_url,
+)
+from components.build.network_isolation import (
+    EgressDestination,
+    KubernetesApiAccess,
+    NetworkIsolationArgs,
+    build_network_isolation,
+)
+from components.capacity import get_gpu, plan_capacity
+from components.catalog import load_catalog
+from components.kube import Manifest
+from components.residency import ResidencyPolicy
+from infra import defaults
+from infra.checks import audit_backend, model_info
+from infra.residency_check import policy_of
+from infra.spec import CustomerSpec, ModelSpec
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    serving: str
+    audit: str
+    logs: str
+
+    def all(self) -> list[str]:
+        return [self.serving, self.audit, self.logs]
+
+
+def namespaces_of(spec: CustomerSpec) -> Namespaces:
+    return Namespaces(
+        serving=f"{spec.name}-serving", audit=f"{spec.name}-audit", logs=f"{spec.name}-audit-logs"
+    )
+
+
+def _host(url: str) -> str:
+    return urlparse(url).hostname or url
+
+
+def _s3_region_of(endpoint: str, fallback: str) -> str:
+    found = load_catalog().locate(_host(endpoint))
+    if found and found[1].s3_region:
+        return found[1].s3_region
+    return fallback.lower()
+
+
+class Composition:
+    """The component args of one customer stack, and what they build."""
+
+    def __init__(self, spec: CustomerSpec, policy: ResidencyPolicy | None = None):
+        self.spec = spec
+        self.policy = policy or policy_of(spec)
+        self.namespaces = namespaces_of(spec)
+
+    # -- component args ---------------------------------------------------------------------
+    @cached_property
+    def cluster(self) -> GpuClusterArgs:
+        c = self.spec.cluster
+        options: dict[str, Any] = {}
+        if c.scaleway is not None:
+            options["scaleway"] = ScalewayOptions(
+                project_id=c.scaleway.project_id,
+                cluster_type=c.scaleway.type,
+                cni=c.scaleway.cni,
+                private_network_cidr=c.scaleway.private_network_cidr,
+                api_server_allowed_cidrs=c.scaleway.api_server_allowed_cidrs,
+            )
+        elif c.provider == "scaleway":
+            options["scaleway"] = ScalewayOptions()
+        if c.ovh is not None:
+            options["ovh"] = OvhOptions(
+                service_name=c.ovh.service_name,
+                plan=c.ovh.plan,
+                vlan_id=c.ovh.vlan_id,
+                subnet_cidr=c.ovh.subnet_cidr,
+                api_server_allowed_cidrs=c.ovh.api_server_allowed_cidrs,
+            )
+        if c.talos is not None:
+            options["talos"] = TalosOptions(
+                cluster_endpoint=c.talos.cluster_endpoint,
+                talos_version=c.talos.talos_version,
+                machines=tuple(
+                    TalosMachine(
+                        name=m.name,
+                        address=m.address,
+                        role=m.role,
+                        zone=m.zone,
+                        pool=m.pool,
+                        gpu_type=m.gpu_type,
+                        gpu_count=m.gpu_count,
+                    )
+                    for m in c.talos.machines
+                ),
+                audit_policy=build_audit_policy(self.namespaces.all()),
+            )
+        if c.provider == "existing":
+            nodes = c.existing.nodes if c.existing else ()
+            options["existing"] = ExistingOptions(
+                context=c.existing.context if c.existing else None,
+                nodes=tuple(ExistingNode(name=n.name, pool=n.pool, zone=n.zone) for n in nodes if n.pool),
+            )
+        return GpuClusterArgs(
+            customer=self.spec.name,
+            backend=c.provider,
+            region=c.location,
+            kubernetes_version=c.kubernetes_version,
+            residency_profile=self.spec.residency.label,
+            system_pool=SystemPoolArgs(
+                node_type=c.system_pool.node_type,
+                min_nodes=c.system_pool.min_nodes,
+                max_nodes=c.system_pool.max_nodes,
+                zones=c.system_pool.zones,
+            )
+            if c.system_pool
+            else None,
+            gpu_pools=tuple(
+                GpuPoolArgs(
+                    name=p.name,
+                    gpu_type=p.gpu_type,
+                    node_type=p.node_type,
+                    gpus_per_node=p.gpus_per_node,
+                    min_nodes=p.min_nodes,
+                    max_nodes=p.max_nodes,
+                    zones=p.zones,
+                )
+                for p in c.gpu_pools
+            ),
+            protect=c.protect,
+            gpu_operator=GpuOperatorOptions(
+                enabled=c.gpu_operator.enabled,
+                version=c.gpu_operator.version,
+                repository=c.gpu_operator.repository,
+            ),
+            **options,
+        )
+
+    @cached_property
+    def cluster_description(self) -> ClusterDescription:
+        return describe_cluster(self.cluster)
+
+    def tensor_parallel_size(self, index: int) -> int:
+        model = self.spec.models[index]
+        if model.tensor_parallel_size is not None:
+            return model.tensor_parallel_size
+        pool = self._pool(model)
+        plan = plan_capacity(
+            model_info(self.spec, index),
+            get_gpu(pool.gpu_type),
+            dtype=model.dtype,
+            max_model_len=model.max_model_len,
+            concurrency=model.concurrency,
+            gpus_per_node=pool.gpus_per_node,
+            gpu_memory_utilization=model.gpu_memory_utilization,
+        )
+        if plan.tensor_parallel_size is None:  # checks.capacity_problems refuses this before compose
+            raise ValueError(f"models[{index}]: {model.name} does not fit pool {pool.name}")
+        return plan.tensor_parallel_size
+
+    def _pool(self, model: ModelSpec) -> Any:
+        return next(p for p in self.spec.cluster.gpu_pools if p.name == model.pool)
+
+    @cached_property
+    def serving(self) -> list[ModelServingArgs]:
+        return [self._serving_args(i, m) for i, m in enumerate(self.spec.models)]
+
+    def _serving_args(self, index: int, model: ModelSpec) -> ModelServingArgs:
+        spec = self.spec
+        pool = self._pool(model)
+        weights: S3Weights | PvcWeights
+        if model.weights.s3 is not None:
+            s3 = model.weights.s3
+            weights = S3Weights(
+                url=s3.url,
+                endpoint=s3.endpoint,
+                region=_s3_region_of(s3.endpoint, spec.cluster.location),
+                credentials_secret=s3.credentials_secret,
+                fetcher_image=defaults.weights_fetcher_image(spec),
+                volume_size=s3.volume_size,
+            )
+        else:
+            assert model.weights.pvc is not None
+            weights = PvcWeights(claim_name=model.weights.pvc.claim_name)
+        extra: dict[str, Any] = {}
+        if model.autoscaling is not None:
+            a = model.autoscaling
+            extra["autoscaling"] = Autoscaling(
+                min_replicas=a.min_replicas,
+                max_replicas=a.max_replicas,
+                queue_target=a.queue_target,
+                prometheus_address=a.prometheus_address,
+            )
+        else:
+            extra["replicas"] = model.replicas
+        if model.route is not None:
+            r = model.route
+            extra["route"] = Route(
+                gateway_name=r.gateway_name,
+                gateway_namespace=r.gateway_namespace,
+                section_name=r.section_name,
+                hostname=r.hostname,
+            )
+        return ModelServingArgs(
+            customer=spec.name,
+            model_name=model.name,
+            served_model_name=model.served_model_name or model.name,
+            namespace=self.namespaces.serving,
+            region=spec.cluster.location,
+            residency_profile=spec.residency.label,
+            pool=pool.name,
+            gpu_type=pool.gpu_type,
+            tensor_parallel_size=self.tensor_parallel_size(index),
+            image=defaults.vllm_image(spec, model),
+            max_model_len=model.max_model_len,
+            gpu_memory_utilization=model.gpu_memory_utilization,
+            dtype=model.dtype,
+            weights=weights,
+            api_key_secret=SecretKeyRef(name=model.api_key_secret.name, key=model.api_key_secret.key),
+            zones=list(pool.zones),
+            service_monitor=model.service_monitor,
+            **extra,
+        )
+
+    @cached_property
+    def network(self) -> NetworkIsolationArgs:
+        spec, ns = self.spec, self.namespaces
+        audit_endpoint = defaults.audit_endpoint(spec)
+        audit_host = _host(audit_endpoint) if audit_endpoint else None
+        weight_hosts = {_host(m.weights.s3.endpoint) for m in spec.models if m.weights.s3}
+        egress = []
+        for e in spec.network.egress:
+            users: list[str] = []
+            if e.host in weight_hosts or e.host != audit_host:
+                users.append(ns.serving)
+            if e.host == audit_host:
+                users += [ns.audit, ns.logs]
+            egress.append(
+                EgressDestination(
+                    name=e.name, cidrs=list(e.cidrs), ports=list(e.ports), hosts=[e.host], namespaces=users
+                )
+            )
+        api = (
+            KubernetesApiAccess(cidrs=list(spec.network.api_server_cidrs), namespaces=[ns.audit, ns.logs])
+            if spec.network.api_server_cidrs
+            else None
+        )
+        return NetworkIsolationArgs(
+            customer=spec.name,
+            region=spec.cluster.location,
+            residency_profile=spec.residency.label,
+            namespaces=ns.all(),
+            serving_namespace=ns.serving,
+            ingress_from_namespaces=list(spec.network.gateway_namespaces),
+            ingress_cidrs=list(spec.network.ingress_cidrs),
+            egress=egress,
+            allow_kubernetes_api=api,
+            gpu_quota=max(1, self.gpu_ceiling()),
+            public_endpoint=spec.network.public_endpoint,
+            cni=spec.network.cni,
+            cilium_fqdn_policies=spec.network.cilium_fqdn_policies,
+            privileged_namespaces=[ns.logs],
+        )
+
+    def gpu_ceiling(self) -> int:
+        """GPUs the serving namespace may request: every model at its most replicas."""
+        total = 0
+        for i, model in enumerate(self.spec.models):
+            replicas = model.autoscaling.max_replicas if model.autoscaling else model.replicas
+            total += replicas * self.serving[i].tensor_parallel_size
+        return total
+
+    @cached_property
+    def audit(self) -> AuditSinkArgs:
+        spec, ns = self.spec, self.namespaces
+        backend = audit_backend(spec)
+        endpoint = defaults.audit_endpoint(spec)
+        assert endpoint is not None  # checks._audit_problems requires one where the catalog has none
+        s3_region = defaults.audit_s3_region(spec)
+        extra: dict[str, Any] = {}
+        if spec.registries.minio_client:
+            extra["mc_image"] = spec.registries.minio_client
+        talos = self.cluster.talos
+        return AuditSinkArgs(
+            customer=spec.name,
+            region=spec.cluster.location,
+            residency_profile=spec.residency.label,
+            namespace=ns.audit,
+            logs_namespace=ns.logs,
+            serving_namespace=ns.serving,
+            backend=backend,
+            bucket=spec.audit.bucket,
+            retention_days=defaults.audit_retention_days(spec, self.policy),
+            min_retention_days=self.policy.min_audit_retention_days,
+            endpoint=endpoint,
+            s3_region=s3_region,
+            project_id=spec.cluster.scaleway.project_id if spec.cluster.scaleway else None,
+            service_name=spec.cluster.ovh.service_name if spec.cluster.ovh else None,
+            region_name=s3_region.upper() if backend == "ovh" else None,
+            credentials_secret=spec.audit.credentials_secret,
+            minio_admin_secret=spec.audit.minio_admin_secret if backend == "minio" else None,
+            fluent_bit_image=defaults.fluent_bit_image(spec),
+            buffer_size=spec.audit.buffer_size,
+            apiserver_audit_log_path=talos.audit_log_path if talos else None,
+            **extra,
+        )
+
+    # -- what the stack contains ------------------------------------------------------------
+    def kubernetes_objects(self) -> list[Manifest]:
+        """Every Kubernetes object of the stack, in a stable order (cluster, network, audit, models)."""
+        objects: list[Manifest] = list(self.cluster_description.kubernetes_objects)
+        objects += build_network_isolation(self.network)
+        objects += build_audit_sink(self.audit)
+        for args in self.serving:
+            objects += build_model_serving(args)
+        return objects
+
+    def charts(self) -> list[dict[str, Any]]:
+        chart = self.cluster_description.gpu_operator_chart
+        return [dict(chart)] if chart else []
+
+    def cloud_resources(self) -> list[dict[str, Any]]:
+        """Non-Kubernetes resources `pulumi up` would create, with their regions."""
+        resources = [dict(r) for r in self.cluster_description.resources]
+        bucket = build_audit_bucket(self.audit)
+        if bucket["managed"]:
+            resources.append(dict(bucket))
+        return resources
+
+    def service_urls(self) -> dict[str, str]:
+        return {a.model_name: service_url(a) for a in self.serving}
+
+
+def compose(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> Composition:
+    return Composition(spec, policy)

@@ -1,0 +1,92 @@
+"""The Pulumi program: read the customer spec, refuse what is out of bounds, then build the stack.
+
+Nothing is registered before the spec, the catalog checks and every residency rule have passed.
+A stack-wide transformation then rejects any resource (even one added by hand) whose region,
+zone or location input lies outside the policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.residency import Engine, ResidencyPolicy, failures, resource_location_findings
+from infra.residency_check import evaluate, policy_of
+from infra.spec import CustomerSpec
+from infra.stackfile import CUSTOMER_KEY, Problem, SpecError, format_loc, parse_spec
+
+
+class ProgramError(pulumi.RunError):
+    """A readable refusal: Pulumi prints the message without a traceback."""
+
+    exit_code = 2
+
+
+class SpecRefused(ProgramError):
+    exit_code = 2
+
+
+class ResidencyRefused(ProgramError):
+    exit_code = 1
+
+
+def load_spec_from_config(file: str) -> CustomerSpec:
+    from infra.checks import semantic_problems
+
+    config = pulumi.Config("sovstack")
+    raw = config.get_object("customer")
+    if raw is None:
+        raise SpecRefused(f"{file}: config.{CUSTOMER_KEY}: required key is missing")
+    try:
+        spec = parse_spec({CUSTOMER_KEY: raw}, file)
+    except SpecError as err:
+        raise SpecRefused(str(err)) from None
+    problems = [Problem(file, format_loc(loc), msg) for loc, msg in semantic_problems(spec)]
+    if problems:
+        raise SpecRefused(str(SpecError(problems)))
+    return spec
+
+
+def residency_guard(policy: ResidencyPolicy) -> Any:
+    """A stack transformation that fails any resource placed outside the policy."""
+    engine = Engine(policy)
+
+    def guard(args: pulumi.ResourceTransformationArgs) -> None:
+        props = args.props if isinstance(args.props, dict) else {}
+        broken = failures(resource_location_findings(engine, args.type_, args.name, props))
+        if broken:
+            lines = "\n".join(f"  {f.path}: [{f.rule}] {f.reason}" for f in broken)
+            raise ResidencyRefused(
+                f"resource {args.name} ({args.type_}) is outside the residency policy:\n{lines}"
+            )
+        return None
+
+    return guard
+
+
+def main() -> None:
+    stack = pulumi.get_stack()
+    file = f"stacks/Pulumi.{stack}.yaml"
+    spec = load_spec_from_config(file)
+    findings = evaluate(spec)
+    broken = failures(findings)
+    if broken:
+        lines = "\n".join(f.line(file) for f in broken)
+        raise ResidencyRefused(f"{len(broken)} residency rule(s) broken; nothing was registered:\n{lines}")
+    pulumi.runtime.register_stack_transformation(residency_guard(policy_of(spec)))
+
+    from infra.stack import SovereignStack
+
+    kubeconfig = None
+    if spec.cluster.provider == "existing":
+        key = spec.cluster.existing.kubeconfig_key if spec.cluster.existing else "sovstack:kubeconfig"
+        namespace, _, name = key.partition(":")
+        kubeconfig = pulumi.Config(namespace).get_secret(name)
+        if kubeconfig is None:
+            raise SpecRefused(
+                f"{file}: config.{key}: required for an existing cluster; set it with `pulumi config set --secret {key} < kubeconfig`"
+            )
+    sovereign = SovereignStack(spec.name, spec, findings=findings, kubeconfig=kubeconfig)
+    for key, value in sovereign.stack_outputs().items():
+        pulumi.export(key, value)

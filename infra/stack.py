@@ -1,0 +1,86 @@
+"""`SovereignStack`: one regulated customer's whole stack, composed from the four components.
+
+A GpuCluster; NetworkIsolation, AuditSink and one ModelServing per model on the cluster's
+Kubernetes provider. Names derive from the customer and each model's own name only, so adding a
+model or a pool never renames (or replaces) what exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.audit_sink import AuditSink
+from components.gpu_cluster import GpuCluster
+from components.kube import dns_name
+from components.model_serving import ModelServing
+from components.network_isolation import NetworkIsolation
+from components.residency import Finding
+from infra.compose import Composition
+from infra.spec import CustomerSpec
+
+TYPE_TOKEN = "sovstack:stack:SovereignStack"
+
+
+class SovereignStack(pulumi.ComponentResource):
+    """The customer's cluster, tenancy, audit trail and model servers."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: CustomerSpec,
+        *,
+        findings: list[Finding],
+        kubeconfig: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        composition = Composition(spec)
+        composition.kubernetes_objects()  # every builder runs (and refuses) before the first registration
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        self.spec = spec
+        self.composition = composition
+        self.findings = findings
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.cluster = GpuCluster(
+            dns_name(spec.name, "gpu"), composition.cluster, kubeconfig=kubeconfig, opts=child
+        )
+        provider = self.cluster.provider
+        self.network = NetworkIsolation(
+            dns_name(spec.name, "network"), composition.network, provider=provider, opts=child
+        )
+        after_network = pulumi.ResourceOptions(parent=self, depends_on=[self.network])
+        self.audit = AuditSink(
+            dns_name(spec.name, "audit"), composition.audit, provider=provider, opts=after_network
+        )
+        self.models: dict[str, ModelServing] = {
+            args.model_name: ModelServing(
+                dns_name(spec.name, args.model_name), args, provider=provider, opts=after_network
+            )
+            for args in composition.serving
+        }
+        self.register_outputs(self.stack_outputs())
+
+    def stack_outputs(self) -> dict[str, Any]:
+        """What `pulumi stack output` shows: endpoints, region, verdict, kubeconfig (secret)."""
+        passed = sum(f.passed for f in self.findings)
+        return {
+            "customer": self.spec.name,
+            "region": self.spec.cluster.location,
+            "zones": self.cluster.zones,
+            "residency": {
+                "policy": self.spec.residency.label,
+                "checks": len(self.findings),
+                "passed": passed,
+                "failed": len(self.findings) - passed,
+            },
+            "endpoints": {
+                name: {"url": url, "servedModelName": args.served_model_name}
+                for (name, url), args in zip(
+                    self.composition.service_urls().items(), self.composition.serving, strict=True
+                )
+            },
+            "auditBucket": self.spec.audit.bucket,
+            "kubeconfig": self.cluster.kubeconfig,
+        }
