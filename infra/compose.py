@@ -7,6 +7,7 @@ Helm charts, cloud resources) without importing Pulumi.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -56,6 +57,16 @@ from infra import defaults
 from infra.checks import audit_backend, model_info
 from infra.residency_check import policy_of
 from infra.spec import CustomerSpec, ModelSpec
+
+
+#: The resolved residency policy, as JSON, on every namespace sovstack owns: the CrossGuard pack and
+#: auditors read it from the cluster or the preview.
+POLICY_ANNOTATION = "sovstack.io/residency-policy"
+
+
+def policy_annotation(policy: ResidencyPolicy) -> str:
+    body = policy.model_dump(mode="json", by_alias=True, exclude={"description", "source"})
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -299,6 +310,7 @@ class Composition:
             cni=spec.network.cni,
             cilium_fqdn_policies=spec.network.cilium_fqdn_policies,
             privileged_namespaces=[ns.logs],
+            namespace_annotations={POLICY_ANNOTATION: policy_annotation(self.policy)},
         )
 
     def gpu_ceiling(self) -> int:

@@ -158,6 +158,11 @@ class NetworkIsolationArgs(BaseModel):
         description="Emit CiliumNetworkPolicies with `toFQDNs` for destinations' `hosts`; needs "
         "`cni: cilium`.",
     )
+    namespace_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations on every owned namespace, e.g. the resolved residency policy "
+        "(`sovstack.io/residency-policy`) that the CrossGuard pack and auditors read. Default none.",
+    )
     privileged_namespaces: list[str] = Field(
         default_factory=list,
         description="Owned namespaces whose Pod Security `enforce` level is `privileged` (audit and warn "
@@ -243,7 +248,10 @@ def build_namespace(args: NetworkIsolationArgs, namespace: str) -> Manifest:
         level = enforce if mode == "enforce" else "restricted"
         labels[f"pod-security.kubernetes.io/{mode}"] = level
         labels[f"pod-security.kubernetes.io/{mode}-version"] = "latest"
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}
+    metadata: dict[str, Any] = {"name": namespace, "labels": labels}
+    if args.namespace_annotations:
+        metadata["annotations"] = dict(sorted(args.namespace_annotations.items()))
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
 
 
 def _policy(args: NetworkIsolationArgs, name: str, namespace: str, spec: dict[str, Any]) -> Manifest:
