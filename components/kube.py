@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -133,3 +135,22 @@ def object_key(obj: Manifest) -> tuple[str, str, str]:
     """(namespace or '', kind, name): how an object is identified across render and plan."""
     meta = obj.get("metadata", {})
     return (meta.get("namespace", ""), obj["kind"], meta["name"])
+
+
+def checkov_skip_annotations(workload: str) -> dict[str, str]:
+    """`checkov.io/skipN` annotations for a workload listed in data/checkov-skips.yaml (else none)."""
+    entries = _checkov_skips()["workloads"].get(workload, {})
+    return {
+        f"checkov.io/skip{i}": f"{check}={reason}"
+        for i, (check, reason) in enumerate(sorted(entries.items()), 1)
+    }
+
+
+@cache
+def _checkov_skips() -> dict[str, Any]:
+    import yaml
+
+    path = Path(__file__).parent / "data" / "checkov-skips.yaml"
+    with path.open(encoding="utf-8") as handle:
+        data: dict[str, Any] = yaml.safe_load(handle)
+    return data

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from components.kube import (
     GPU_TAINT,
     Manifest,
+    checkov_skip_annotations,
     dns_name,
     image_is_pinned,
     is_dns_label,
@@ -475,18 +476,21 @@ def _workload(args: AuditSinkArgs, workload: Workload) -> list[Manifest]:
         },
         "spec": _pod_spec(args, workload, name, volumes, mounts),
     }
+    # The exceptions this workload needs, each with its reason (components/data/checkov-skips.yaml).
+    controller_meta = _meta(args, name, namespace)
+    controller_meta["annotations"] = checkov_skip_annotations(f"audit-{workload}")
     if workload == "logs":
         controller: Manifest = {
             "apiVersion": "apps/v1",
             "kind": "DaemonSet",
-            "metadata": _meta(args, name, namespace),
+            "metadata": controller_meta,
             "spec": {"selector": {"matchLabels": _selector(name)}, "template": template},
         }
     else:
         controller = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _meta(args, name, namespace),
+            "metadata": controller_meta,
             # One reader: two would ship every event twice; Recreate keeps it one during rollouts.
             "spec": {
                 "replicas": 1,

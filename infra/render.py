@@ -1,0 +1,286 @@
+"""`sovstack render`: plain manifests, Argo CD applications and the residency report, for GitOps.
+
+From the same builders the Pulumi components use, without importing Pulumi. Output is
+deterministic (the same spec gives the same bytes on any machine), atomic (written to a
+temporary directory beside the target, then renamed: nothing partial on error) and free of
+secret values (workloads reference Secrets by name; none is rendered).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.kube import Manifest, standard_labels
+from infra.compose import Composition
+from infra.report import build_report, render_report
+from infra.residency_check import evaluate
+from infra.stackfile import LoadedStack, SpecError, list_stacks, load_stack, stack_name
+
+MARKER = ".sovstack-render"
+CLUSTER_DIR = "_cluster"
+ARGOCD_NAMESPACE = "argocd"
+DEFAULT_REPO_URL = os.environ.get("SOVSTACK_GITOPS_REPO", "https://git.example.invalid/platform/gitops.git")
+TOP_KEYS = ("apiVersion", "kind", "metadata", "spec", "data", "stringData", "rules", "roleRef", "subjects")
+
+
+class RenderError(Exception):
+    def __init__(self, lines: list[str], exit_code: int):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+        self.exit_code = exit_code
+
+
+# ---------------------------------------------------------------------------------- YAML output
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """libyaml when available; never emits anchors, writes multi-line strings as literal blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def _ordered(value: Any, top: bool = False) -> Any:
+    """Keys sorted at every level; at the top, Kubernetes' usual order first."""
+    if isinstance(value, dict):
+        keys = sorted(value)
+        if top:
+            keys = [k for k in TOP_KEYS if k in value] + [k for k in keys if k not in TOP_KEYS]
+        return {k: _ordered(value[k]) for k in keys}
+    if isinstance(value, list | tuple):
+        return [_ordered(v) for v in value]
+    return value
+
+
+def dump_yaml(obj: Any) -> str:
+    return str(yaml.dump(_ordered(obj, top=True), Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True))
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------- content
+@dataclass(frozen=True)
+class GitSource:
+    repo_url: str = DEFAULT_REPO_URL
+    revision: str = "main"
+    path: str | None = None  # default: the stack's name (render --all writes DIR/<stack>/)
+
+
+def manifest_path(obj: Manifest) -> str:
+    namespace = obj["metadata"].get("namespace") or CLUSTER_DIR
+    return f"{namespace}/{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+
+
+def argocd_applications(composition: Composition, stack: str, git: GitSource) -> list[Manifest]:
+    spec = composition.spec
+    labels = standard_labels(
+        name=f"{spec.name}-gitops",
+        component="gitops",
+        customer=spec.name,
+        region=spec.cluster.location,
+        residency=spec.residency.label,
+    )
+    sync = {"automated": {"prune": False, "selfHeal": True}, "syncOptions": ["ServerSideApply=true"]}
+    apps: list[Manifest] = [
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {
+                "name": f"{spec.name}-manifests",
+                "namespace": ARGOCD_NAMESPACE,
+                "labels": labels,
+                "annotations": {"argocd.argoproj.io/sync-wave": "0"},
+            },
+            "spec": {
+                "project": "default",
+                "source": {
+                    "repoURL": git.repo_url,
+                    "targetRevision": git.revision,
+                    "path": f"{git.path or stack}/manifests",
+                },
+                "destination": {"server": "https://kubernetes.default.svc"},
+                "syncPolicy": sync,
+            },
+        }
+    ]
+    for chart in composition.charts():
+        apps.append(
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Application",
+                "metadata": {
+                    "name": f"{spec.name}-{chart['name']}",
+                    "namespace": ARGOCD_NAMESPACE,
+                    "labels": labels,
+                    # After the manifests: the chart's namespace (with its Pod Security label) is one of them.
+                    "annotations": {"argocd.argoproj.io/sync-wave": "1"},
+                },
+                "spec": {
+                    "project": "default",
+                    "source": {
+                        "repoURL": chart["repository"],
+                        "chart": chart["name"],
+                        "targetRevision": chart["version"],
+                        "helm": {"releaseName": chart["name"], "valuesObject": chart.get("values", {})},
+                    },
+                    "destination": {"server": "https://kubernetes.default.svc", "namespace": chart["namespace"]},
+                    "syncPolicy": {**sync, "syncOptions": ["ServerSideApply=true", "CreateNamespace=false"]},
+                },
+            }
+        )
+    return apps
+
+
+def render_files(loaded: LoadedStack, git: GitSource | None = None) -> dict[str, str]:
+    """Every file of a render, relative path to text. Pure: no I/O, no Pulumi."""
+    git = git or GitSource()
+    composition = Composition(loaded.spec)
+    findings = evaluate(loaded.spec, composition.policy)
+    objects = composition.kubernetes_objects()
+    files: dict[str, str] = {}
+    for obj in objects:
+        path = f"manifests/{manifest_path(obj)}"
+        if path in files:
+            raise RenderError([f"{loaded.path}: two objects render to {path}"], 3)
+        files[path] = dump_yaml(obj)
+    resources = sorted(p.removeprefix("manifests/") for p in files)
+    files["manifests/kustomization.yaml"] = dump_yaml(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
+    )
+    for app in argocd_applications(composition, loaded.name, git):
+        files[f"argocd/application-{app['metadata']['name']}.yaml"] = dump_yaml(app)
+    report = build_report(loaded, composition, findings)
+    files["residency-report.json"] = render_report(report, "json")
+    files["residency-report.md"] = render_report(report, "md")
+    files["cloud-resources.json"] = dump_json(
+        {
+            "stack": loaded.name,
+            "resources": composition.cloud_resources(),
+            "nodeLabels": composition.cluster_description.node_label_patches,
+            "notes": composition.cluster_description.notes,
+        }
+    )
+    files[MARKER] = f"sovstack render of stack {loaded.name}; this directory is replaced by the next render.\n"
+    return dict(sorted(files.items()))
+
+
+# ---------------------------------------------------------------------------------- writing
+def _is_replaceable(out: Path) -> bool:
+    return not out.exists() or (out.is_dir() and ((out / MARKER).is_file() or not any(out.iterdir())))
+
+
+def write_tree(files: dict[str, str], out: Path) -> None:
+    """Write into a temporary sibling, then swap it in; an old render is replaced, anything else refused."""
+    if not _is_replaceable(out):
+        raise RenderError([f"{out}: exists and is not a sovstack render; choose another --out or remove it"], 2)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for rel, text in files.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "tree")
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> int:
+    """Render one stack into `out`; RenderError for invalid input or a refused residency rule."""
+    try:
+        loaded = load_stack(ref if isinstance(ref, str) else ref)
+    except SpecError as err:
+        raise RenderError([p.line() for p in err.problems], 2) from None
+    files = render_files(loaded, git)
+    report = json.loads(files["residency-report.json"])
+    if not report["verdict"]["passed"]:
+        lines = [f"{loaded.path}: {f['path']}: [{f['rule']}] {f['reason']}" for f in report["findings"] if not f["passed"]]
+        raise RenderError(lines + [f"{loaded.path}: residency rules broken; nothing rendered"], 1)
+    write_tree(files, out)
+    return sum(1 for path in files if path.startswith("manifests/")) - 1
+
+
+def render_one_cli(ref: str, out: Path) -> int:
+    try:
+        count = render_stack(ref, out)
+    except RenderError as err:
+        for line in err.lines:
+            print(line, file=sys.stderr)
+        return err.exit_code
+    print(f"rendered {count} objects to {out}")
+    return 0
+
+
+def _render_worker(path: str, out: str) -> tuple[str, int, list[str], int]:
+    name = stack_name(Path(path))
+    try:
+        count = render_stack(Path(path), Path(out) / name)
+    except RenderError as err:
+        return name, err.exit_code, err.lines, 0
+    except Exception as err:  # one broken stack must not stop the fleet
+        return name, 3, [f"{path}: internal error: {type(err).__name__}: {err}"], 0
+    return name, 0, [], count
+
+
+def render_all(paths: Iterable[Path], out: Path, jobs: int | None = None, progress: bool = True) -> int:
+    """Render every stack into out/<stack>; the others still render when one fails."""
+    stacks = list(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(stacks) or 1))
+    failures: list[tuple[str, int, list[str]]] = []
+    objects = 0
+    done = 0
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_render_worker, str(p), str(out)) for p in stacks]
+        for future in as_completed(futures):
+            name, code, lines, count = future.result()
+            done += 1
+            objects += count
+            if code:
+                failures.append((name, code, lines))
+            if progress:
+                status = "ok" if not code else f"FAILED (exit {code})"
+                print(f"[{done:>{len(str(len(stacks)))}}/{len(stacks)}] {name}: {status}", file=sys.stderr)
+    print(f"rendered {len(stacks) - len(failures)} of {len(stacks)} stacks ({objects} objects) to {out}")
+    if failures:
+        print(f"{len(failures)} stack(s) failed:", file=sys.stderr)
+        for name, code, lines in sorted(failures):
+            print(f"  {name} (exit {code})", file=sys.stderr)
+            for line in lines:
+                print(f"    {line}", file=sys.stderr)
+        return max(code for _, code, _ in failures)
+    return 0
+
+
+def render_all_cli(out: Path, jobs: int | None = None) -> int:
+    stacks = list_stacks()
+    if not stacks:
+        print("no stacks found under stacks/", file=sys.stderr)
+        return 2
+    return render_all(stacks, out, jobs=jobs, progress=True)

@@ -1,0 +1,121 @@
+"""The residency report: every finding with its evidence, and where each piece of the stack lives.
+
+Built as plain data (`build_report`), rendered through Jinja2 templates (md, html) or as JSON.
+Deterministic: no timestamps, sorted keys, the same stack gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from components.catalog import load_catalog, provider_for_backend
+from components.residency import Finding
+from infra import defaults
+from infra.compose import Composition
+from infra.residency_check import evaluate
+from infra.stackfile import LoadedStack
+
+TEMPLATES = Path(__file__).with_name("templates")
+#: Kinds whose schema kubernetes-validate does not ship: listed as unchecked in every report.
+CUSTOM_KINDS = ("Application", "CiliumNetworkPolicy", "HTTPRoute", "ScaledObject", "ServiceMonitor")
+
+
+def build_report(
+    loaded: LoadedStack, composition: Composition | None = None, findings: list[Finding] | None = None
+) -> dict[str, Any]:
+    spec = loaded.spec
+    composition = composition or Composition(spec)
+    findings = findings if findings is not None else evaluate(spec, composition.policy)
+    catalog = load_catalog()
+    cluster = spec.cluster
+    region = catalog.region(provider_for_backend(cluster.provider), cluster.location)
+    provider = catalog.provider(region.provider)
+    failed = [f for f in findings if not f.passed]
+    images = sorted(
+        {defaults.vllm_image(spec, m) for m in spec.models}
+        | {defaults.fluent_bit_image(spec)}
+        | ({defaults.weights_fetcher_image(spec)} if any(m.weights.s3 for m in spec.models) else set())
+        | ({defaults.minio_client_image(spec)} if composition.audit.backend == "minio" else set())
+    )
+    kinds = sorted({o["kind"] for o in composition.kubernetes_objects()})
+    return {
+        "stack": loaded.name,
+        "customer": {"name": spec.name, "displayName": spec.display_name},
+        "policy": {
+            "label": spec.residency.label,
+            **composition.policy.model_dump(mode="json", by_alias=True),
+        },
+        "verdict": {"passed": not failed, "checks": len(findings), "failed": len(failed)},
+        "findings": [f.model_dump() for f in findings],
+        "inventory": {
+            "cluster": {
+                "backend": cluster.provider,
+                "provider": provider.name,
+                "providerHeadquarters": provider.headquarters,
+                "region": region.code,
+                "city": region.city,
+                "country": region.country,
+                "jurisdiction": region.jurisdiction,
+                "zones": sorted({z for p in cluster.gpu_pools for z in p.zones}),
+                "kubernetesVersion": cluster.kubernetes_version,
+                "source": region.source,
+            },
+            "cloudResources": composition.cloud_resources(),
+            "buckets": [
+                {
+                    "purpose": "audit trail (write-once)",
+                    "backend": composition.audit.backend,
+                    "name": composition.audit.bucket,
+                    "endpoint": composition.audit.endpoint,
+                    "retentionDays": composition.audit.retention_days,
+                    "objectLock": "COMPLIANCE",
+                }
+            ]
+            + [
+                {"purpose": f"model weights ({m.name})", "url": m.weights.s3.url, "endpoint": m.weights.s3.endpoint}
+                for m in spec.models
+                if m.weights.s3
+            ],
+            "volumeClaims": [
+                {"purpose": f"model weights ({m.name})", "claim": m.weights.pvc.claim_name}
+                for m in spec.models
+                if m.weights.pvc
+            ],
+            "images": images,
+            "chartRepositories": [{"chart": c["name"], "repository": c["repository"], "version": c["version"]} for c in composition.charts()],
+            "egress": [{"name": e.name, "host": e.host, "cidrs": list(e.cidrs), "ports": list(e.ports)} for e in spec.network.egress],
+            "endpoints": composition.service_urls(),
+            "stateBackend": spec.state.backend_url,
+            "secretsProvider": spec.state.secrets_provider,
+        },
+        "schemaChecks": {
+            "kubernetesVersion": cluster.kubernetes_minor,
+            "uncheckedKinds": [k for k in kinds if k in CUSTOM_KINDS],
+        },
+    }
+
+
+@cache
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["tojson_sorted"] = lambda v: json.dumps(v, sort_keys=True)
+    return env
+
+
+def render_report(data: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    template = _environment().get_template(f"report.{fmt}.j2")
+    return str(template.render(report=data))
