@@ -18,16 +18,39 @@ SpecProblem = tuple[Loc, str]
 
 
 def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    """Everything wrong with the spec but residency and the components' own refusals.
+
+    Callers apply the residency rules next (their findings carry the spec path), then
+    `composition_problems` only for a stack inside its policy.
+    """
     problems = list(_cluster_problems(spec))
     problems += _model_problems(spec)
     problems += _audit_problems(spec)
     problems += _duplicates(("network", "egress"), [e.name for e in spec.network.egress])
     problems += _egress_declared(spec)
+    problems += _policy_problems(spec)
     if not problems:
         problems += capacity_problems(spec)
-    if not problems:
-        problems += composition_problems(spec)
     return problems
+
+
+def _policy_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    """The residency policy must resolve (known profile, valid overrides) before anything is composed."""
+    from components.residency import PolicyError, load_profiles
+    from infra.residency_check import policy_of
+
+    try:
+        policy_of(spec)
+    except PolicyError as err:
+        r = spec.residency
+        if r.policy is not None:
+            field = "policy"
+        elif r.profile not in load_profiles():
+            field = "profile"
+        else:
+            field = "overrides"
+        return [(("residency", field), str(err))]
+    return []
 
 
 def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:

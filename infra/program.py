@@ -16,6 +16,9 @@ from infra.residency_check import evaluate, policy_of
 from infra.spec import CustomerSpec
 from infra.stackfile import CUSTOMER_KEY, Problem, SpecError, format_loc, parse_spec
 
+#: Config key `sovstack plan` sets to the stack file it loaded (messages name it); unset under `pulumi up`.
+STACK_FILE_KEY = "sovstack:stackFile"
+
 
 class ProgramError(pulumi.RunError):
     """A readable refusal: Pulumi prints the message without a traceback."""
@@ -67,13 +70,19 @@ def residency_guard(policy: ResidencyPolicy) -> Any:
 
 def main() -> None:
     stack = pulumi.get_stack()
-    file = f"stacks/Pulumi.{stack}.yaml"
+    # `sovstack plan FILE` passes the file it read, so refusals point at it rather than at stacks/.
+    file = pulumi.Config("sovstack").get("stackFile") or f"stacks/Pulumi.{stack}.yaml"
     spec = load_spec_from_config(file)
     findings = evaluate(spec)
     broken = failures(findings)
     if broken:
         lines = "\n".join(f.line(file) for f in broken)
         raise ResidencyRefused(f"{len(broken)} residency rule(s) broken; nothing was registered:\n{lines}")
+    from infra.checks import composition_problems
+
+    problems = [Problem(file, format_loc(loc), msg) for loc, msg in composition_problems(spec)]
+    if problems:
+        raise SpecRefused(str(SpecError(problems)))
     pulumi.runtime.register_stack_transformation(residency_guard(policy_of(spec)))
 
     from infra.stack import SovereignStack

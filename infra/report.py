@@ -14,6 +14,7 @@ from typing import Any
 from components.catalog import load_catalog, provider_for_backend
 from components.residency import Finding
 from infra import defaults
+from infra.checks import audit_backend
 from infra.compose import Composition
 from infra.residency_check import evaluate
 from infra.stackfile import LoadedStack
@@ -34,13 +35,20 @@ def build_report(
     region = catalog.region(provider_for_backend(cluster.provider), cluster.location)
     provider = catalog.provider(region.provider)
     failed = [f for f in findings if not f.passed]
+    backend = audit_backend(spec)
     images = sorted(
         {defaults.vllm_image(spec, m) for m in spec.models}
         | {defaults.fluent_bit_image(spec)}
         | ({defaults.weights_fetcher_image(spec)} if any(m.weights.s3 for m in spec.models) else set())
-        | ({defaults.minio_client_image(spec)} if composition.audit.backend == "minio" else set())
+        | ({defaults.minio_client_image(spec)} if backend == "minio" else set())
     )
-    kinds = sorted({o["kind"] for o in composition.kubernetes_objects()})
+    # A stack outside its policy may be refused by the components too: report what the spec says.
+    try:
+        kinds = sorted({o["kind"] for o in composition.kubernetes_objects()})
+        cloud_resources, endpoints, refused = composition.cloud_resources(), composition.service_urls(), None
+    except ValueError as err:  # pydantic's ValidationError and ClusterArgsError are ValueErrors
+        kinds, cloud_resources, endpoints, refused = [], [], {}, str(err).splitlines()[0]
+    chart = defaults.gpu_operator_chart(spec)
     return {
         "stack": loaded.name,
         "customer": {"name": spec.name, "displayName": spec.display_name},
@@ -63,19 +71,23 @@ def build_report(
                 "kubernetesVersion": cluster.kubernetes_version,
                 "source": region.source,
             },
-            "cloudResources": composition.cloud_resources(),
+            "cloudResources": cloud_resources,
             "buckets": [
                 {
                     "purpose": "audit trail (write-once)",
-                    "backend": composition.audit.backend,
-                    "name": composition.audit.bucket,
-                    "endpoint": composition.audit.endpoint,
-                    "retentionDays": composition.audit.retention_days,
+                    "backend": backend,
+                    "name": spec.audit.bucket,
+                    "endpoint": defaults.audit_endpoint(spec),
+                    "retentionDays": defaults.audit_retention_days(spec, composition.policy),
                     "objectLock": "COMPLIANCE",
                 }
             ]
             + [
-                {"purpose": f"model weights ({m.name})", "url": m.weights.s3.url, "endpoint": m.weights.s3.endpoint}
+                {
+                    "purpose": f"model weights ({m.name})",
+                    "url": m.weights.s3.url,
+                    "endpoint": m.weights.s3.endpoint,
+                }
                 for m in spec.models
                 if m.weights.s3
             ],
@@ -85,12 +97,20 @@ def build_report(
                 if m.weights.pvc
             ],
             "images": images,
-            "chartRepositories": [{"chart": c["name"], "repository": c["repository"], "version": c["version"]} for c in composition.charts()],
-            "egress": [{"name": e.name, "host": e.host, "cidrs": list(e.cidrs), "ports": list(e.ports)} for e in spec.network.egress],
-            "endpoints": composition.service_urls(),
+            "chartRepositories": [
+                {"chart": chart.name, "repository": chart.repository, "version": chart.version}
+            ]
+            if chart
+            else [],
+            "egress": [
+                {"name": e.name, "host": e.host, "cidrs": list(e.cidrs), "ports": list(e.ports)}
+                for e in spec.network.egress
+            ],
+            "endpoints": endpoints,
             "stateBackend": spec.state.backend_url,
             "secretsProvider": spec.state.secrets_provider,
         },
+        "composition": {"refused": refused},
         "schemaChecks": {
             "kubernetesVersion": cluster.kubernetes_minor,
             "uncheckedKinds": [k for k in kinds if k in CUSTOM_KINDS],

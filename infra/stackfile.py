@@ -169,13 +169,30 @@ def parse_spec(config: dict[str, Any], file: str) -> CustomerSpec:
 
 
 def load_stack(ref: str | Path) -> LoadedStack:
-    """Read, parse and check a stack's spec (catalog, capacity); residency is evaluated separately."""
-    from infra.checks import semantic_problems
+    """Read, parse and check a stack's spec (catalog, capacity, component args).
+
+    Residency is evaluated separately by the caller (exit 1, not 2). Component args are only built
+    for a stack inside its policy, so a value both rules refuse (a short retention) reports as the
+    residency finding it is.
+    """
+    from infra.checks import composition_problems, semantic_problems
 
     path = resolve(ref) if isinstance(ref, str) else ref
     config = read_config(path)
     spec = parse_spec(config, str(path))
-    problems = [Problem(str(path), format_loc(loc), msg) for loc, msg in semantic_problems(spec)]
+    problems = semantic_problems(spec)
+    if not problems and _in_bounds(spec):
+        problems = composition_problems(spec)
     if problems:
-        raise SpecError(problems)
+        raise SpecError([Problem(str(path), format_loc(loc), msg) for loc, msg in problems])
     return LoadedStack(stack_name(path), path, config, spec)
+
+
+def _in_bounds(spec: CustomerSpec) -> bool:
+    from components.residency import PolicyError
+    from infra.residency_check import evaluate
+
+    try:
+        return all(f.passed for f in evaluate(spec))
+    except PolicyError:
+        return False  # reported by the caller with its path

@@ -1,0 +1,302 @@
+"""`sovstack render` and `sovstack report`: schema-valid, deterministic, atomic, secret-free output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from infra import render as render_mod
+from infra.cli import app
+from infra.stackfile import load_stack
+from tests.k8s_schema import CUSTOM_KINDS, assert_valid
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = ["industrial-eu", "gov-fr", "research-se", "airgap-onprem"]
+runner = CliRunner()
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("render")
+    code = render_mod.render_all(
+        [REPO / "stacks" / f"Pulumi.{s}.yaml" for s in EXAMPLES], out, progress=False
+    )
+    assert code == 0
+    return out
+
+
+def manifests(root: Path) -> list[dict]:
+    return [
+        yaml.safe_load(p.read_text())
+        for p in sorted((root / "manifests").rglob("*.yaml"))
+        if p.name != "kustomization.yaml"
+    ]
+
+
+@pytest.mark.parametrize("stack", EXAMPLES)
+def test_every_manifest_is_valid_for_the_stacks_kubernetes_version(rendered: Path, stack: str) -> None:
+    version = load_stack(stack).spec.cluster.kubernetes_minor
+    objects = manifests(rendered / stack)
+    assert len(objects) > 30
+    for obj in objects:
+        assert_valid(obj, version)
+    report = json.loads((rendered / stack / "residency-report.json").read_text())
+    custom = sorted({o["kind"] for o in objects if o["kind"] in CUSTOM_KINDS})
+    assert report["schemaChecks"]["uncheckedKinds"] == custom
+
+
+@pytest.mark.parametrize("stack", EXAMPLES)
+def test_layout_one_object_per_file_and_kustomization_lists_all(rendered: Path, stack: str) -> None:
+    root = rendered / stack / "manifests"
+    kustomization = yaml.safe_load((root / "kustomization.yaml").read_text())
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*.yaml") if p.name != "kustomization.yaml")
+    assert kustomization["resources"] == files
+    for rel in files:
+        obj = yaml.safe_load((root / rel).read_text())
+        namespace = obj["metadata"].get("namespace", "_cluster")
+        assert rel == f"{namespace}/{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+    assert (root / "_cluster").is_dir()
+    text = (root / files[0]).read_text()
+    assert text.startswith("apiVersion: ")
+
+
+def test_argocd_points_at_pinned_charts_in_allowed_repositories(rendered: Path) -> None:
+    apps = {p.name: yaml.safe_load(p.read_text()) for p in (rendered / "gov-fr" / "argocd").iterdir()}
+    chart = apps["application-gov-fr-gpu-operator.yaml"]["spec"]["source"]
+    assert chart["chart"] == "gpu-operator"
+    assert chart["targetRevision"].startswith("v")
+    assert chart["repoURL"] == "https://helm.ngc.nvidia.com/nvidia"
+    manifests_app = apps["application-gov-fr-manifests.yaml"]["spec"]
+    assert manifests_app["source"]["path"] == "gov-fr/manifests"
+    assert manifests_app["syncPolicy"]["automated"]["prune"] is False
+    airgap = yaml.safe_load(
+        (rendered / "airgap-onprem" / "argocd" / "application-airgap-onprem-gpu-operator.yaml").read_text()
+    )
+    assert airgap["spec"]["source"]["repoURL"] == "https://charts.fr-par-dc1.sovstack.internal"
+    # Scaleway installs its own GPU Operator: no chart application.
+    assert sorted(p.name for p in (rendered / "industrial-eu" / "argocd").iterdir()) == [
+        "application-industrial-eu-manifests.yaml"
+    ]
+
+
+def test_cloud_inventory_and_report(rendered: Path) -> None:
+    cloud = json.loads((rendered / "industrial-eu" / "cloud-resources.json").read_text())
+    types = {r["type"] for r in cloud["resources"]}
+    assert {
+        "scaleway:kubernetes/cluster:Cluster",
+        "scaleway:kubernetes/pool:Pool",
+        "scaleway:object/bucket:Bucket",
+    } <= types
+    assert all(
+        r["region"] == "fr-par" for r in cloud["resources"] if r["type"].startswith("scaleway:kubernetes")
+    )
+    existing = json.loads((rendered / "airgap-onprem" / "cloud-resources.json").read_text())
+    assert [r for r in existing["resources"] if not r["type"].startswith("minio:")] == []
+    report = (rendered / "gov-fr" / "residency-report.md").read_text()
+    assert "verdict: **PASS**" in report
+    assert "| ok | region.country | `sovstack:customer.cluster.region` | `GRA11` |" in report
+    data = json.loads((rendered / "gov-fr" / "residency-report.json").read_text())
+    assert data["inventory"]["cluster"]["country"] == "FR"
+    assert data["inventory"]["stateBackend"].startswith("s3://")
+
+
+def test_two_renders_are_byte_identical(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    render_mod.render_stack("research-se", first)
+    render_mod.render_stack("research-se", second)
+    assert tree(first) == tree(second)
+    # and a re-render over an old render replaces it with the same bytes
+    render_mod.render_stack("research-se", first)
+    assert tree(first) == tree(second)
+
+
+def test_a_failed_render_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    calls = {"n": 0}
+    real = Path.write_text
+
+    def flaky(self: Path, *args: object, **kwargs: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise OSError("disk full")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        render_mod.render_stack("gov-fr", out)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_rerender_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    render_mod.render_stack("gov-fr", out)
+    before = tree(out)
+    monkeypatch.setattr(
+        render_mod, "render_files", lambda *a, **k: {"manifests/x.yaml": "a", "../escape": "b"} | {}
+    )
+    monkeypatch.setattr(Path, "write_text", lambda *a, **k: (_ for _ in ()).throw(OSError("boom")))
+    with pytest.raises(OSError):
+        render_mod.write_tree({"manifests/x.yaml": "a"}, out)
+    assert tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_render_refuses_to_replace_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = runner.invoke(app, ["render", "gov-fr", "--out", str(out)])
+    assert result.exit_code == 2
+    assert "is not a sovstack render" in result.output
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_no_secret_value_reaches_any_rendered_file(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.airgap-onprem.yaml"
+    text = (REPO / "stacks" / "Pulumi.airgap-onprem.yaml").read_text()
+    stack.write_text(
+        text
+        + "  sovstack:kubeconfig:\n    secure: v1:PLANTEDCIPHERTEXT0123456789\n"
+        + "  sovstack:apiToken: PLANTED-PLAINTEXT-TOKEN\n"
+    )
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["render", str(stack), "--out", str(out)]).exit_code == 0
+    for rel, content in tree(out).items():
+        assert b"PLANTEDCIPHERTEXT" not in content, rel
+        assert b"PLANTED-PLAINTEXT-TOKEN" not in content, rel
+    kinds = {o["kind"] for o in manifests(out)}
+    assert "Secret" not in kinds
+
+
+def test_invalid_stack_renders_nothing(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.bad.yaml"
+    stack.write_text("config:\n  sovstack:customer:\n    name: Bad_Name\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["render", str(stack), "--out", str(out)])
+    assert result.exit_code == 2
+    assert f"{stack}: sovstack:customer.name:" in result.output
+    assert not out.exists()
+
+
+def test_render_all_renders_the_good_stacks_and_lists_the_bad(tmp_path: Path) -> None:
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    for name in ("gov-fr", "industrial-eu"):
+        shutil.copy(REPO / "stacks" / f"Pulumi.{name}.yaml", stacks)
+    (stacks / "Pulumi.broken.yaml").write_text("config: [")
+    out = tmp_path / "out"
+    code = render_mod.render_all(sorted(stacks.glob("Pulumi.*.yaml")), out, jobs=2, progress=False)
+    assert code == 2
+    assert sorted(p.name for p in out.iterdir()) == ["gov-fr", "industrial-eu"]
+
+
+def test_render_all_cli_progress_and_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    shutil.copy(REPO / "stacks" / "Pulumi.gov-fr.yaml", stacks)
+    (stacks / "Pulumi.broken.yaml").write_text("")
+    monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(stacks))
+    result = runner.invoke(app, ["render", "--all", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "broken: FAILED (exit 2)" in result.output
+    assert "gov-fr: ok" in result.output
+    assert "file is empty" in result.output
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("stack", EXAMPLES)
+def test_kubectl_kustomize_builds(rendered: Path, stack: str) -> None:
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(rendered / stack / "manifests")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list(yaml.safe_load_all(result.stdout))) == len(manifests(rendered / stack))
+
+
+def checkov_command() -> str | None:
+    candidate = os.environ.get("SOVSTACK_CHECKOV") or str(REPO / ".venv-tools" / "bin" / "checkov")
+    return candidate if Path(candidate).is_file() else shutil.which("checkov")
+
+
+@pytest.mark.skipif(checkov_command() is None, reason="checkov is not installed (make tools installs it)")
+@pytest.mark.parametrize("stack", EXAMPLES)
+def test_checkov_reports_no_failed_check(rendered: Path, stack: str) -> None:
+    skips = yaml.safe_load((REPO / "components" / "data" / "checkov-skips.yaml").read_text())
+    command = [
+        str(checkov_command()),
+        "-d",
+        str(rendered / stack / "manifests"),
+        "--framework",
+        "kubernetes",
+        "--skip-download",
+        "--output",
+        "json",
+        "--skip-check",
+        ",".join(sorted(skips["global"])),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    report = json.loads(result.stdout)
+    summary = report["summary"] if isinstance(report, dict) else report[0]["summary"]
+    failed = (report if isinstance(report, dict) else report[0])["results"]["failed_checks"]
+    assert summary["failed"] == 0, [(f["check_id"], f["resource"]) for f in failed]
+    assert summary["passed"] > 300
+    # Every inline skip is one the skip file lists for that workload, with its reason.
+    skipped = (report if isinstance(report, dict) else report[0])["results"]["skipped_checks"]
+    listed = {check for checks in skips["workloads"].values() for check in checks}
+    assert skipped, "the audit shippers' inline skips should show"
+    assert {s["check_id"] for s in skipped} <= listed
+
+
+@pytest.mark.parametrize("fmt", ["md", "json", "html"])
+def test_report_command_formats(fmt: str) -> None:
+    result = runner.invoke(app, ["report", "research-se", "--format", fmt])
+    assert result.exit_code == 0
+    if fmt == "json":
+        assert json.loads(result.output)["verdict"]["passed"] is True
+    elif fmt == "html":
+        assert result.output.startswith("<!doctype html>")
+        assert "se-sto-dc1" in result.output
+    else:
+        assert result.output.startswith("# Residency report: research-se")
+
+
+def test_report_exits_1_when_a_rule_breaks(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.gov-fr.yaml"
+    stack.write_text(
+        (REPO / "stacks" / "Pulumi.gov-fr.yaml")
+        .read_text()
+        .replace("retentionDays: 365", "retentionDays: 200")
+    )
+    result = runner.invoke(app, ["report", str(stack), "--format", "json"])
+    assert result.exit_code == 1
+    failed = [f for f in json.loads(result.output)["findings"] if not f["passed"]]
+    assert [(f["rule"], f["path"]) for f in failed] == [
+        ("audit.retention", "sovstack:customer.audit.retentionDays")
+    ]
+
+
+def test_render_does_not_import_pulumi(tmp_path: Path) -> None:
+    code = (
+        "import sys; from infra.render import render_stack; "
+        f"render_stack('gov-fr', __import__('pathlib').Path({str(tmp_path / 'o')!r})); "
+        "assert not [m for m in sys.modules if m == 'pulumi' or m.startswith('pulumi.')], 'pulumi imported'"
+    )
+    result = subprocess.run(
+        [os.sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
