@@ -58,7 +58,6 @@ from infra.checks import audit_backend, model_info
 from infra.residency_check import policy_of
 from infra.spec import CustomerSpec, ModelSpec
 
-
 #: The resolved residency policy, as JSON, on every namespace sovstack owns: the CrossGuard pack and
 #: auditors read it from the cluster or the preview.
 POLICY_ANNOTATION = "sovstack.io/residency-policy"

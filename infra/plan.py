@@ -159,6 +159,8 @@ class _Monitor(pulumi_mocks.MockMonitor):
 
 def stack_config(loaded: LoadedStack) -> tuple[dict[str, str], list[str], list[str]]:
     """Config for the mock engine: values as Pulumi passes them; secure values become `[secret]`."""
+    from infra.program import STACK_FILE_KEY
+
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in loaded.config.items():
@@ -178,6 +180,7 @@ def stack_config(loaded: LoadedStack) -> tuple[dict[str, str], list[str], list[s
             secret_keys.append(key)
             placeholders.append(key)
     config[CUSTOMER_KEY] = json.dumps(loaded.config[CUSTOMER_KEY])
+    config[STACK_FILE_KEY] = str(loaded.path)
     return config, secret_keys, placeholders
 
 

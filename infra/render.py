@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from components.kube import Manifest, standard_labels
+from components.residency import Finding
 from infra.compose import Composition
 from infra.report import build_report, render_report
 from infra.residency_check import evaluate
@@ -70,7 +71,9 @@ def _ordered(value: Any, top: bool = False) -> Any:
 
 
 def dump_yaml(obj: Any) -> str:
-    return str(yaml.dump(_ordered(obj, top=True), Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True))
+    return str(
+        yaml.dump(_ordered(obj, top=True), Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True)
+    )
 
 
 def dump_json(obj: Any) -> str:
@@ -142,7 +145,10 @@ def argocd_applications(composition: Composition, stack: str, git: GitSource) ->
                         "targetRevision": chart["version"],
                         "helm": {"releaseName": chart["name"], "valuesObject": chart.get("values", {})},
                     },
-                    "destination": {"server": "https://kubernetes.default.svc", "namespace": chart["namespace"]},
+                    "destination": {
+                        "server": "https://kubernetes.default.svc",
+                        "namespace": chart["namespace"],
+                    },
                     "syncPolicy": {**sync, "syncOptions": ["ServerSideApply=true", "CreateNamespace=false"]},
                 },
             }
@@ -150,11 +156,14 @@ def argocd_applications(composition: Composition, stack: str, git: GitSource) ->
     return apps
 
 
-def render_files(loaded: LoadedStack, git: GitSource | None = None) -> dict[str, str]:
+def render_files(
+    loaded: LoadedStack, git: GitSource | None = None, findings: list[Finding] | None = None
+) -> dict[str, str]:
     """Every file of a render, relative path to text. Pure: no I/O, no Pulumi."""
     git = git or GitSource()
     composition = Composition(loaded.spec)
-    findings = evaluate(loaded.spec, composition.policy)
+    if findings is None:
+        findings = evaluate(loaded.spec, composition.policy)
     objects = composition.kubernetes_objects()
     files: dict[str, str] = {}
     for obj in objects:
@@ -179,7 +188,9 @@ def render_files(loaded: LoadedStack, git: GitSource | None = None) -> dict[str,
             "notes": composition.cluster_description.notes,
         }
     )
-    files[MARKER] = f"sovstack render of stack {loaded.name}; this directory is replaced by the next render.\n"
+    files[MARKER] = (
+        f"sovstack render of stack {loaded.name}; this directory is replaced by the next render.\n"
+    )
     return dict(sorted(files.items()))
 
 
@@ -191,7 +202,9 @@ def _is_replaceable(out: Path) -> bool:
 def write_tree(files: dict[str, str], out: Path) -> None:
     """Write into a temporary sibling, then swap it in; an old render is replaced, anything else refused."""
     if not _is_replaceable(out):
-        raise RenderError([f"{out}: exists and is not a sovstack render; choose another --out or remove it"], 2)
+        raise RenderError(
+            [f"{out}: exists and is not a sovstack render; choose another --out or remove it"], 2
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -214,15 +227,14 @@ def write_tree(files: dict[str, str], out: Path) -> None:
 def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> int:
     """Render one stack into `out`; RenderError for invalid input or a refused residency rule."""
     try:
-        loaded = load_stack(ref if isinstance(ref, str) else ref)
+        loaded = load_stack(ref)
     except SpecError as err:
         raise RenderError([p.line() for p in err.problems], 2) from None
-    files = render_files(loaded, git)
-    report = json.loads(files["residency-report.json"])
-    if not report["verdict"]["passed"]:
-        lines = [f"{loaded.path}: {f['path']}: [{f['rule']}] {f['reason']}" for f in report["findings"] if not f["passed"]]
-        raise RenderError(lines + [f"{loaded.path}: residency rules broken; nothing rendered"], 1)
-    write_tree(files, out)
+    findings = evaluate(loaded.spec)
+    broken = [f.line(str(loaded.path)) for f in findings if not f.passed]
+    if broken:
+        raise RenderError([*broken, f"{loaded.path}: residency rules broken; nothing rendered"], 1)
+    write_tree(render_files(loaded, git, findings), out)
     return sum(1 for path in files if path.startswith("manifests/")) - 1
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.residency import Finding, PolicyError
-from infra.stackfile import Problem, SpecError, format_loc, load_stack, resolve
+from infra.stackfile import Problem, SpecError, format_loc, parse_spec, read_config, resolve
 
 EXIT_OK, EXIT_RESIDENCY, EXIT_INVALID = 0, 1, 2
 
@@ -38,16 +38,33 @@ class ValidationResult:
 
 
 def validate_stack(ref: str) -> ValidationResult:
+    """Spec and catalog problems (exit 2), then residency (exit 1), then what the components refuse (exit 2).
+
+    Residency comes before composing the components: a component refuses args that break a rule
+    (retention below the minimum), and the rule's finding names the spec path where the component
+    error cannot.
+    """
+    from infra.checks import composition_problems, semantic_problems
     from infra.residency_check import evaluate
 
-    file = str(resolve(ref))
+    path = resolve(ref)
+    file = str(path)
     try:
-        loaded = load_stack(ref)
+        spec = parse_spec(read_config(path), file)
     except SpecError as err:
         return ValidationResult(file, problems=err.problems)
+    problems = semantic_problems(spec)
+    if problems:
+        return ValidationResult(file, problems=[Problem(file, format_loc(loc), msg) for loc, msg in problems])
     try:
-        findings = evaluate(loaded.spec)
+        findings = evaluate(spec)
     except PolicyError as err:
-        where = format_loc(("residency", "overrides" if loaded.spec.residency.profile else "policy"))
+        where = format_loc(("residency", "overrides" if spec.residency.profile else "policy"))
         return ValidationResult(file, problems=[Problem(file, where, str(err))])
-    return ValidationResult(file, findings=findings, policy_label=loaded.spec.residency.label)
+    if all(f.passed for f in findings):
+        problems = composition_problems(spec)
+        if problems:
+            return ValidationResult(
+                file, problems=[Problem(file, format_loc(loc), msg) for loc, msg in problems]
+            )
+    return ValidationResult(file, findings=findings, policy_label=spec.residency.label)
