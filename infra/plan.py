@@ -213,7 +213,29 @@ def run_plan(loaded: LoadedStack) -> PlanResult:
         pulumi.runtime.set_all_config({})
         loop.close()
         asyncio.set_event_loop(None)
-    return PlanResult(loaded.name, monitor.recorded, outputs, placeholders)
+    return PlanResult(loaded.name, _tree_order(monitor.recorded), outputs, placeholders)
+
+
+def _tree_order(resources: list[PlannedResource]) -> list[PlannedResource]:
+    """Parents before their children, siblings by type and name.
+
+    Registration order follows when each resource's inputs resolve and varies from run to run; a
+    plan must read (and diff) the same every time.
+    """
+    children: dict[str, list[PlannedResource]] = {}
+    for r in resources:
+        children.setdefault(r.parent, []).append(r)
+    urns = {r.urn for r in resources}
+    ordered: list[PlannedResource] = []
+
+    def visit(parent: str) -> None:
+        for child in sorted(children.get(parent, []), key=lambda r: (r.type, r.name)):
+            ordered.append(child)
+            visit(child.urn)
+
+    for root in sorted({r.parent for r in resources if r.parent not in urns}):
+        visit(root)
+    return ordered
 
 
 def _run_program() -> None:

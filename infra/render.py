@@ -234,7 +234,8 @@ def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> in
     broken = [f.line(str(loaded.path)) for f in findings if not f.passed]
     if broken:
         raise RenderError([*broken, f"{loaded.path}: residency rules broken; nothing rendered"], 1)
-    write_tree(render_files(loaded, git, findings), out)
+    files = render_files(loaded, git, findings)
+    write_tree(files, out)
     return sum(1 for path in files if path.startswith("manifests/")) - 1
 
 
