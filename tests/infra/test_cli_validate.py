@@ -1,0 +1,508 @@
+"""Tests for `sovstack validate`, `regions`, `schema` and `capacity` through typer's CliRunner, plus
+real subprocesses for exit codes, stderr and the promise that validate never imports Pulumi."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from infra.cli import app
+from tests.infra.conftest import EXAMPLES, REPO_ROOT, STACKS_DIR, Customer, StackWriter
+
+DIGEST = "@sha256:" + "1" * 64
+SOVSTACK = Path(sys.executable).parent / "sovstack"
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def validate(path: Path, *options: str) -> Result:
+    result = invoke("validate", str(path), *options)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+# --- the examples ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_examples_are_valid_by_name(example: str) -> None:
+    result = invoke("validate", example)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    [line] = lines(result.stdout)
+    assert line.startswith(f"{os.path.relpath(STACKS_DIR, Path.cwd())}/Pulumi.{example}.yaml: valid (")
+    assert "residency checks passed, policy " in line
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_examples_copied_to_a_file_are_valid(write_stack: StackWriter, example: str) -> None:
+    path = write_stack(example)
+    result = validate(path)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"{path}: valid (")
+
+
+def test_several_stacks_exit_with_the_worst_code(write_stack: StackWriter, tmp_path: Path) -> None:
+    good = write_stack("gov-fr")
+    result = invoke("validate", str(good), str(tmp_path / "missing.yaml"))
+    assert result.exit_code == 2
+    assert f"{good}: valid (" in result.stdout
+    assert f"{tmp_path / 'missing.yaml'}: no such stack file" in result.stderr
+
+
+def test_verbose_lists_passing_findings(write_stack: StackWriter) -> None:
+    path = write_stack("gov-fr")
+    result = validate(path, "--verbose")
+    assert result.exit_code == 0
+    assert (
+        f"{path}: sovstack:customer.cluster.region: [ok] region.country: "
+        "region ovh GRA11 (Gravelines, FR, EU) is in FR; policy allows FR"
+    ) in lines(result.stdout)
+
+
+# --- invalid input: exit 2 with the offending path ------------------------------------------------------
+
+
+def test_unknown_top_level_key(write_stack: StackWriter) -> None:
+    path = write_stack("industrial-eu", lambda c: c.update(colour="red"))
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.colour: unknown key (not part of the spec; see `sovstack schema`)"
+    ]
+    assert result.stdout == ""
+
+
+def test_unknown_nested_key(write_stack: StackWriter) -> None:
+    path = write_stack("industrial-eu", lambda c: c["cluster"]["gpuPools"][0].update(colour="red"))
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.cluster.gpuPools[0].colour: unknown key (not part of the spec; see `sovstack schema`)"
+    ]
+
+
+def test_gpu_type_not_offered_in_the_pools_zone(write_stack: StackWriter) -> None:
+    path = write_stack("industrial-eu", lambda c: c["cluster"]["gpuPools"][0].update(zones=["fr-par-1"]))
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.cluster.gpuPools[0].gpuType: H100 is not offered in zone fr-par-1 "
+        "(offered: none; source: Scaleway docs products-availability)"
+    ]
+
+
+def move_gov_fr_to_de1(customer: Customer) -> None:
+    cluster = customer["cluster"]
+    cluster["region"] = "DE1"
+    cluster["systemPool"]["zones"] = ["DE1"]
+    cluster["gpuPools"][0]["zones"] = ["DE1"]
+
+
+def test_region_without_the_pools_gpu_is_invalid_before_residency(write_stack: StackWriter) -> None:
+    """OVHcloud DE1 offers no catalogued GPU, so moving gov-fr there fails as a spec problem (exit 2),
+    before the residency rules (which would also refuse Germany under fr-sovereign) are applied."""
+    path = write_stack("gov-fr", move_gov_fr_to_de1)
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.cluster.gpuPools[0].gpuType: L40S is not offered in zone DE1 "
+        "(offered: none; source: ovh/docs MKS GPU flavors (only T2, not catalogued))"
+    ]
+
+
+def test_model_naming_a_missing_pool(write_stack: StackWriter) -> None:
+    path = write_stack("gov-fr", lambda c: c["models"][0].update(pool="h100"))
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.models[0].pool: no GPU pool named 'h100' (pools: l40s)"
+    ]
+
+
+def test_model_too_big_for_its_pool(write_stack: StackWriter) -> None:
+    path = write_stack("gov-fr", lambda c: c["models"][0].update(model="mistral-large-instruct-2411"))
+    result = validate(path)
+    assert result.exit_code == 2
+    [line] = lines(result.stderr)
+    assert line.startswith(
+        f"{path}: sovstack:customer.models[0].pool: mistral-large-instruct-2411 (bf16, maxModelLen 16384, "
+        "concurrency 16) does not fit pool l40s (2x L40S): needs "
+    )
+    assert " GiB per GPU at tensor-parallel 2 but L40S gives " in line
+    assert "(short by " in line
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.broken.yaml"
+    path.write_text("config:\n  sovstack:customer:\n    name: [gov-fr\n", encoding="utf-8")
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: YAML syntax error: line 4, column 1: expected ',' or ']', but got '<stream end>'"
+    ]
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.empty.yaml"
+    path.write_text("", encoding="utf-8")
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: file is empty; expected a Pulumi stack file with config.sovstack:customer"
+    ]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.nope.yaml"
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [f"{path}: no such stack file (give a stack name under stacks/ or a path)"]
+
+
+def test_unknown_stack_name() -> None:
+    result = invoke("validate", "no-such-customer")
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "Pulumi.no-such-customer.yaml: no such stack file (give a stack name under stacks/ or a path)\n"
+    )
+
+
+def test_unknown_audit_region_is_invalid_not_an_internal_error(write_stack: StackWriter) -> None:
+    path = write_stack("industrial-eu", lambda c: c["audit"].update(region="de-fra"))
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.audit.region: unknown scaleway region 'de-fra'; known: fr-par, nl-ams, pl-waw"
+    ]
+
+
+def test_unparsable_endpoint_url_is_invalid(write_stack: StackWriter) -> None:
+    path = write_stack(
+        "industrial-eu", lambda c: c["models"][0]["weights"]["s3"].update(endpoint="https://[::1")
+    )
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr)[0] == (
+        f"{path}: sovstack:customer.models[0].weights.s3.endpoint: not a valid URL: Invalid IPv6 URL"
+    )
+
+
+def test_bad_policy_override_is_invalid(write_stack: StackWriter) -> None:
+    path = write_stack("airgap-onprem", lambda c: c["residency"]["overrides"].update(countries=None))
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.residency.overrides: countries: Input should be a valid tuple"
+    ]
+
+
+# --- valid input breaking residency: exit 1 -------------------------------------------------------------
+
+
+def move_gov_fr_to_warsaw(customer: Customer) -> None:
+    cluster = customer["cluster"]
+    cluster.update(provider="scaleway", region="pl-waw")
+    del cluster["ovh"]
+    cluster["systemPool"]["zones"] = ["pl-waw-2"]
+    cluster["gpuPools"][0].update(nodeType="L40S-2-48G", zones=["pl-waw-2"])
+    cluster["scaleway"] = {"apiServerAllowedCidrs": ["198.51.100.0/28"]}
+
+
+def test_region_outside_the_policys_countries(write_stack: StackWriter) -> None:
+    path = write_stack("gov-fr", move_gov_fr_to_warsaw)
+    result = validate(path)
+    assert result.exit_code == 1, result.stderr
+    errors = lines(result.stderr)
+    assert errors[0] == (
+        f"{path}: sovstack:customer.cluster.region: [FAIL] region.country: "
+        "region scaleway pl-waw (Warsaw, PL, EU) is in PL; policy allows FR"
+    )
+    # The audit bucket follows the cluster to Warsaw and is refused too.
+    assert (
+        f"{path}: sovstack:customer.audit.region: [FAIL] storage.location: "
+        "audit bucket gov-fr-audit scaleway pl-waw (Warsaw, PL, EU) is in PL; policy allows FR"
+    ) in errors
+    assert errors[-1] == f"{path}: {len(errors) - 1} residency rule(s) broken"
+    assert result.stdout == ""
+
+
+def test_registry_not_allowed_when_airgapped(write_stack: StackWriter) -> None:
+    image = f"rg.fr-par.scw.cloud/sovstack-mirror/vllm-openai:v0.14.0{DIGEST}"
+    path = write_stack("airgap-onprem", lambda c: c["registries"].update(vllm=image))
+    result = validate(path)
+    assert result.exit_code == 1
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.registries.vllm: [FAIL] image.registry: registry rg.fr-par.scw.cloud is "
+        "not allowed; allowed: registry.fr-par-dc1.sovstack.internal, registry.se-sto-dc1.sovstack.internal",
+        f"{path}: 1 residency rule(s) broken",
+    ]
+
+
+def test_audit_retention_below_the_policy_minimum(write_stack: StackWriter) -> None:
+    path = write_stack("gov-fr", lambda c: c["audit"].update(retentionDays=200))
+    result = validate(path)
+    assert result.exit_code == 1
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.audit.retentionDays: [FAIL] audit.retention: "
+        "audit logs kept 200 days; policy minimum is 365 days",
+        f"{path}: 1 residency rule(s) broken",
+    ]
+
+
+def test_state_in_pulumi_cloud_is_refused(write_stack: StackWriter) -> None:
+    path = write_stack("industrial-eu", lambda c: c["state"].update(backendUrl="https://api.pulumi.com"))
+    result = validate(path)
+    assert result.exit_code == 1
+    assert lines(result.stderr)[0] == (
+        f"{path}: sovstack:customer.state.backendUrl: [FAIL] state.backend: "
+        "Pulumi Cloud is a SaaS run by a US company; use a self-managed backend in bounds"
+    )
+
+
+# --- --json ---------------------------------------------------------------------------------------------
+
+
+def test_json_carries_the_same_problems(write_stack: StackWriter) -> None:
+    path = write_stack("industrial-eu", lambda c: c["cluster"]["gpuPools"][0].update(colour="red"))
+    text = validate(path)
+    result = validate(path, "--json")
+    assert result.exit_code == 2
+    payload = json.loads(result.stdout)
+    assert payload == {
+        "file": str(path),
+        "valid": False,
+        "exitCode": 2,
+        "policy": "",
+        "problems": [
+            {
+                "file": str(path),
+                "path": "sovstack:customer.cluster.gpuPools[0].colour",
+                "message": "unknown key (not part of the spec; see `sovstack schema`)",
+            }
+        ],
+        "findings": [],
+    }
+    assert [f"{p['file']}: {p['path']}: {p['message']}" for p in payload["problems"]] == lines(text.stderr)
+
+
+def test_json_carries_the_same_findings(write_stack: StackWriter) -> None:
+    path = write_stack("gov-fr", lambda c: c["audit"].update(retentionDays=200))
+    result = validate(path, "--json")
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert (payload["valid"], payload["exitCode"], payload["policy"], payload["problems"]) == (
+        False,
+        1,
+        "fr-sovereign",
+        [],
+    )
+    failed = [f for f in payload["findings"] if not f["passed"]]
+    assert failed == [
+        {
+            "file": str(path),
+            "rule": "audit.retention",
+            "path": "sovstack:customer.audit.retentionDays",
+            "observed": "200",
+            "passed": False,
+            "reason": "audit logs kept 200 days; policy minimum is 365 days",
+            "source": "EU AI Act Art. 26(6) and Art. 19 (at least six months)",
+        }
+    ]
+    region = next(f for f in payload["findings"] if f["path"] == "sovstack:customer.cluster.region")
+    assert region["source"] == "ovh/docs MKS datacenters guide 2026-02-03 (Free plan, one zone)"
+
+
+def test_json_of_several_stacks_is_a_list(write_stack: StackWriter, tmp_path: Path) -> None:
+    good = write_stack("research-se")
+    result = invoke("validate", str(good), str(tmp_path / "nope.yaml"), "--json")
+    assert result.exit_code == 2
+    payload = json.loads(result.stdout)
+    assert [(p["file"], p["exitCode"], p["valid"]) for p in payload] == [
+        (str(good), 0, True),
+        (str(tmp_path / "nope.yaml"), 2, False),
+    ]
+
+
+# --- regions, schema, capacity --------------------------------------------------------------------------
+
+
+def test_regions_filtered_by_gpu_and_country() -> None:
+    result = invoke("regions", "--gpu", "H100", "--country", "FR", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert [(r["provider"], r["region"]) for r in rows] == [
+        ("scaleway", "fr-par"),
+        ("ovh", "GRA11"),
+        ("operator", "fr-par-dc1"),
+    ]
+    for row in rows:
+        assert row["country"] == "FR"
+        assert row["source"]
+        for zone, gpus in row["zones"].items():
+            assert any(g == "H100" or g.startswith("H100-") for g in gpus), (row["region"], zone)
+    # Only zones offering the GPU are listed: fr-par-1 and fr-par-3 have none.
+    assert list(rows[0]["zones"]) == ["fr-par-2"]
+    assert list(rows[2]["zones"]) == ["fr-par-dc1-a"]
+
+
+def test_regions_text_table() -> None:
+    result = invoke("regions", "--provider", "operator")
+    assert result.exit_code == 0
+    assert lines(result.stdout) == [
+        "PROVIDER  REGION        CITY         CC  LAW    ZONES (GPUs)",
+        "operator  fr-par-dc1    Paris        FR  EU     fr-par-dc1-a (L40S/H100-SXM), fr-par-dc1-b (L40S)",
+        "operator  se-sto-dc1    Stockholm    SE  EU     se-sto-dc1-a (H100-SXM/L40S)",
+    ]
+
+
+def test_regions_unknown_provider() -> None:
+    result = invoke("regions", "--provider", "aws")
+    assert result.exit_code == 2
+    assert result.stderr == "--provider: unknown provider 'aws'; known: operator, ovh, scaleway\n"
+
+
+def test_regions_nothing_matches() -> None:
+    result = invoke("regions", "--country", "US", "--gpu", "B300")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "no region matches\n")
+
+
+def _properties_without_description(schema: dict[str, Any]) -> list[str]:
+    missing = []
+    models = {"CustomerSpec": schema, **schema["$defs"]}
+    for model_name, model in models.items():
+        for prop, body in model.get("properties", {}).items():
+            if not str(body.get("description", "")).strip():
+                missing.append(f"{model_name}.{prop}")
+    return missing
+
+
+def test_schema_is_json_with_a_description_on_every_property() -> None:
+    result = invoke("schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["title"] == "sovstack customer spec (config.sovstack:customer)"
+    assert schema["additionalProperties"] is False
+    assert {"name", "residency", "cluster", "models", "audit", "state"} <= set(schema["properties"])
+    # camelCase, as users write it
+    assert "gpuPools" in schema["$defs"]["ClusterSpec"]["properties"]
+    assert len(schema["$defs"]) >= 20
+    assert _properties_without_description(schema) == []
+
+
+def test_schema_walk_would_notice_a_missing_description() -> None:
+    schema = json.loads(invoke("schema").stdout)
+    del schema["$defs"]["GpuPoolSpec"]["properties"]["zones"]["description"]
+    assert _properties_without_description(schema) == ["GpuPoolSpec.zones"]
+
+
+def test_capacity_fits() -> None:
+    result = invoke("capacity", "mistral-7b-instruct-v0-3", "--gpu", "L4")
+    assert result.exit_code == 0
+    assert lines(result.stdout)[0] == (
+        "mistral-7b-instruct-v0-3 (bf16, KV cache auto) on L4: fits on 1 x L4 (tensor parallel 1)"
+    )
+
+
+def test_capacity_does_not_fit_says_by_how_much() -> None:
+    result = invoke("capacity", "mistral-large-instruct-2411", "--gpu", "L4", "--gpus-per-node", "1")
+    assert result.exit_code == 1
+    assert lines(result.stdout)[0] == (
+        "mistral-large-instruct-2411 (bf16, KV cache auto) on L4: does not fit on up to 1 x L4"
+    )
+    assert "    shortfall           257.49 GiB" in lines(result.stdout)
+    assert "short by 257.49 GiB" in result.stdout
+
+
+def test_capacity_json() -> None:
+    result = invoke(
+        "capacity", "mistral-large-instruct-2411", "--gpu", "L4", "--gpus-per-node", "1", "--json"
+    )
+    assert result.exit_code == 1
+    plan = json.loads(result.stdout)
+    assert (plan["fits"], plan["tensor_parallel_size"], plan["shortfall_per_gpu_gib"]) == (
+        False,
+        None,
+        257.489,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nope", "--gpu", "H100"), "sovstack capacity: unknown model 'nope'; known models: "),
+        (
+            ("mistral-7b-instruct-v0-3", "--gpu", "TPU"),
+            "sovstack capacity: unknown GPU type 'TPU'; known GPU types: ",
+        ),
+    ],
+)
+def test_capacity_unknown_ids_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = invoke("capacity", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message)
+
+
+# --- real subprocesses ----------------------------------------------------------------------------------
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, cwd=REPO_ROOT, timeout=120, check=False)
+
+
+@pytest.mark.slow
+def test_console_script_exit_code_and_stderr(write_stack: StackWriter) -> None:
+    path = write_stack("gov-fr", lambda c: c["audit"].update(retentionDays=30))
+    bad = run(str(SOVSTACK), "validate", str(path))
+    assert bad.returncode == 1
+    assert bad.stdout == ""
+    assert bad.stderr.splitlines() == [
+        f"{path}: sovstack:customer.audit.retentionDays: [FAIL] audit.retention: "
+        "audit logs kept 30 days; policy minimum is 365 days",
+        f"{path}: 1 residency rule(s) broken",
+    ]
+    assert "Traceback" not in bad.stderr
+    good = run(str(SOVSTACK), "validate", "industrial-eu")
+    assert (good.returncode, good.stderr) == (0, "")
+    assert good.stdout.startswith("stacks/Pulumi.industrial-eu.yaml: valid (")
+
+
+@pytest.mark.slow
+def test_bad_usage_exits_2_through_the_console_script() -> None:
+    result = run(str(SOVSTACK), "validate")
+    assert result.returncode == 2
+    assert "Missing argument 'stacks'." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_validate_does_not_import_pulumi() -> None:
+    code = (
+        "import sys\n"
+        "from infra.cli import main\n"
+        "sys.argv = ['sovstack', 'validate', 'industrial-eu']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "loaded = sorted(m for m in sys.modules if m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_')))\n"
+        "assert not loaded, loaded\n"
+        "print('no pulumi')\n"
+    )
+    result = run(sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "no pulumi"
