@@ -1,0 +1,503 @@
+"""The composed customer stack: what infra/__main__.py registers for each example, and what it refuses.
+
+The whole program runs under the mock engine through `run_plan` (as `sovstack plan` does), once per
+example, shared by every test of the module. Refusals are checked on what the engine received: a
+refused spec must leave the monitor's record empty (`run_pulumi_func` waits for every pending
+registration before it re-raises, so a registration made before the refusal would be recorded).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+import infra.plan
+from components.residency import Engine, failures, resolve_policy, resource_location_findings
+from infra.plan import PlanError, PlannedResource, PlanResult, run_plan
+from infra.program import ResidencyRefused, residency_guard
+from infra.residency_check import policy_of
+from infra.stackfile import CUSTOMER_KEY, LoadedStack, load_stack
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ("industrial-eu", "gov-fr", "research-se", "airgap-onprem")
+
+#: The resources each backend's GpuCluster registers: (type, name suffix after `<customer>-gpu-`).
+CLUSTER_RESOURCES: dict[str, set[tuple[str, str]]] = {
+    "industrial-eu": {
+        ("scaleway:network/vpc:Vpc", "vpc"),
+        ("scaleway:network/privateNetwork:PrivateNetwork", "pn"),
+        ("scaleway:network/publicGatewayIp:PublicGatewayIp", "gw-ip"),
+        ("scaleway:network/publicGateway:PublicGateway", "gw"),
+        ("scaleway:network/gatewayNetwork:GatewayNetwork", "gw-pn"),
+        ("scaleway:kubernetes/cluster:Cluster", "cluster"),
+        ("scaleway:kubernetes/acl:Acl", "acl"),
+        ("scaleway:kubernetes/pool:Pool", "pool-system-fr-par-2"),
+        ("scaleway:kubernetes/pool:Pool", "pool-h100-fr-par-2"),
+        ("pulumi:providers:kubernetes", "k8s"),
+    },
+    "gov-fr": {
+        ("ovh:CloudProject/networkPrivate:NetworkPrivate", "network"),
+        ("ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2", "subnet"),
+        ("ovh:CloudProject/kube:Kube", "cluster"),
+        ("ovh:CloudProject/kubeIpRestrictions:KubeIpRestrictions", "api-ips"),
+        ("ovh:CloudProject/kubeNodePool:KubeNodePool", "pool-system-gra11"),
+        ("ovh:CloudProject/kubeNodePool:KubeNodePool", "pool-l40s-gra11"),
+        ("pulumi:providers:kubernetes", "k8s"),
+        ("kubernetes:helm.sh/v3:Release", "gpu-operator"),
+    },
+    "research-se": {
+        ("talos:machine/secrets:Secrets", "secrets"),
+        ("talos:imageFactory/schematic:Schematic", "schematic"),
+        *{("talos:machine/configurationApply:ConfigurationApply", f"apply-cp-{i}") for i in (1, 2, 3)},
+        # The GPU pool: one configured worker per machine of pool `hgx`.
+        *{("talos:machine/configurationApply:ConfigurationApply", f"apply-gpu-{i}") for i in (1, 2)},
+        ("talos:machine/bootstrap:Bootstrap", "bootstrap"),
+        ("talos:cluster/kubeconfig:Kubeconfig", "kubeconfig"),
+        ("pulumi:providers:kubernetes", "k8s"),
+        ("kubernetes:helm.sh/v3:Release", "gpu-operator"),
+    },
+    "airgap-onprem": {
+        # An existing cluster: the pool is its labelled nodes, nothing in a cloud.
+        ("kubernetes:core/v1:NodePatch", "node-gpu-a1"),
+        ("kubernetes:core/v1:NodePatch", "node-gpu-b1"),
+        ("pulumi:providers:kubernetes", "k8s"),
+        ("kubernetes:helm.sh/v3:Release", "gpu-operator"),
+    },
+}
+
+#: The audit bucket per example (type, name) and whether its location is an input.
+AUDIT_BUCKETS = {
+    "industrial-eu": ("scaleway:object/bucket:Bucket", "industrial-eu-audit-bucket"),
+    "gov-fr": ("ovh:CloudProject/storage:Storage", "gov-fr-audit-bucket"),
+    "research-se": ("minio:index/s3Bucket:S3Bucket", "research-se-audit-bucket"),
+    "airgap-onprem": ("minio:index/s3Bucket:S3Bucket", "airgap-onprem-audit-bucket"),
+}
+
+MODELS = {
+    "industrial-eu": ("mistral-small", "ministral-8b"),
+    "gov-fr": ("mistral-7b", "mistral-nemo"),
+    "research-se": ("mistral-large", "mixtral-8x7b"),
+    "airgap-onprem": ("mistral-7b", "devstral"),
+}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+class RecordingMonitor(infra.plan._Monitor):
+    """`run_plan`'s monitor, kept so a test can read what was registered even when the plan refused."""
+
+    instances: list[RecordingMonitor] = []
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        RecordingMonitor.instances.append(self)
+
+
+@pytest.fixture
+def monitors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingMonitor]]:
+    RecordingMonitor.instances = []
+    monkeypatch.setattr(infra.plan, "_Monitor", RecordingMonitor)
+    yield RecordingMonitor.instances
+
+
+def example_customer(name: str) -> dict[str, Any]:
+    document = yaml.safe_load((REPO_ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text(encoding="utf-8"))
+    return copy.deepcopy(document["config"][CUSTOMER_KEY])
+
+
+def write_stack(folder: Path, name: str, customer: dict[str, Any]) -> Path:
+    path = folder / f"Pulumi.{name}.yaml"
+    path.write_text(yaml.safe_dump({"config": {CUSTOMER_KEY: customer}}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def by_type(plan: PlanResult, typ: str) -> list[PlannedResource]:
+    return [r for r in plan.resources if r.type == typ]
+
+
+def one(plan: PlanResult, typ: str, name: str) -> PlannedResource:
+    found = [r for r in plan.resources if r.type == typ and r.name == name]
+    assert len(found) == 1, f"expected one {typ} {name!r}, found {len(found)}"
+    return found[0]
+
+
+def qualified_type(urn: str) -> str:
+    return urn.split("::")[2]
+
+
+@pytest.fixture(scope="module")
+def plans() -> dict[str, PlanResult]:
+    return {name: run_plan(load_stack(name)) for name in EXAMPLES}
+
+
+# ------------------------------------------------------------------------------- the full composition
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_cluster_resources_of_the_backend(plans: dict[str, PlanResult], example: str) -> None:
+    plan = plans[example]
+    cluster = one(plan, "sovstack:cluster:GpuCluster", f"{example}-gpu")
+    children = {
+        (r.type, r.name.removeprefix(f"{example}-gpu-")) for r in plan.resources if r.parent == cluster.urn
+    }
+    # The GPU operator's own namespace is the only other child.
+    assert children - CLUSTER_RESOURCES[example] <= {("kubernetes:core/v1:Namespace", "gpu-operator")}
+    assert CLUSTER_RESOURCES[example] <= children
+
+
+def test_airgap_cluster_registers_no_cloud_resource(plans: dict[str, PlanResult]) -> None:
+    plan = plans["airgap-onprem"]
+    packages = {r.type.split(":")[0] for r in plan.custom_resources()}
+    # Kubernetes objects, the Kubernetes provider and the operator's own MinIO audit bucket.
+    assert packages == {"kubernetes", "pulumi", "minio"}
+    assert [r.type for r in plan.custom_resources() if r.type.startswith("pulumi:")] == [
+        "pulumi:providers:kubernetes"
+    ]
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_namespaces_and_default_deny_policies(plans: dict[str, PlanResult], example: str) -> None:
+    plan = plans[example]
+    network = one(plan, "sovstack:network:NetworkIsolation", f"{example}-network")
+    tenant = [f"{example}-serving", f"{example}-audit", f"{example}-audit-logs"]
+    namespaces = {r.name for r in by_type(plan, "kubernetes:core/v1:Namespace") if r.parent == network.urn}
+    assert namespaces == set(tenant)
+    policies = {
+        r.name
+        for r in by_type(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r.parent == network.urn
+    }
+    for namespace in tenant:
+        assert {f"{namespace}/default-deny", f"{namespace}/allow-dns"} <= policies
+    assert f"{example}-serving/allow-serving-ingress" in policies
+    quota = one(plan, "kubernetes:core/v1:ResourceQuota", f"{example}-serving/sovstack-quota")
+    assert quota.parent == network.urn
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_audit_bucket_and_shippers(plans: dict[str, PlanResult], example: str) -> None:
+    plan = plans[example]
+    audit = one(plan, "sovstack:audit:AuditSink", f"{example}-audit")
+    typ, name = AUDIT_BUCKETS[example]
+    bucket = one(plan, typ, name)
+    assert bucket.parent == audit.urn
+    assert bucket.inputs.get("name", bucket.inputs.get("bucket")) == f"{example}-audit"
+    shipper = one(plan, "kubernetes:apps/v1:DaemonSet", f"{example}-audit-logs/{example}-audit-logs")
+    events = one(plan, "kubernetes:apps/v1:Deployment", f"{example}-audit/{example}-audit-events")
+    assert shipper.parent == events.parent == audit.urn
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_one_vllm_deployment_per_model(plans: dict[str, PlanResult], example: str) -> None:
+    plan = plans[example]
+    serving_ns = f"{example}-serving"
+    deployments = [r for r in by_type(plan, "kubernetes:apps/v1:Deployment") if r.name.startswith(serving_ns)]
+    assert sorted(r.name for r in deployments) == sorted(
+        f"{serving_ns}/{example}-{m}" for m in MODELS[example]
+    )
+    for model in MODELS[example]:
+        component = one(plan, "sovstack:serving:ModelServing", f"{example}-{model}")
+        deployment = one(plan, "kubernetes:apps/v1:Deployment", f"{serving_ns}/{example}-{model}")
+        assert deployment.parent == component.urn
+        assert deployment.inputs["metadata"]["name"] == f"{example}-{model}"
+        container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+        assert "vllm-openai" in container["image"]
+        service = one(plan, "kubernetes:core/v1:Service", f"{serving_ns}/{example}-{model}")
+        assert service.parent == component.urn
+    assert set(plan.outputs["endpoints"]) == set(MODELS[example])
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_kubernetes_resource_uses_the_cluster_provider(
+    plans: dict[str, PlanResult], example: str
+) -> None:
+    plan = plans[example]
+    provider = one(plan, "pulumi:providers:kubernetes", f"{example}-gpu-k8s")
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    kubernetes = [r for r in plan.resources if r.type.startswith("kubernetes:")]
+    assert len(kubernetes) > 30
+    # A provider reference is `<provider urn>::<provider id>`.
+    strays = [r.name for r in kubernetes if not r.provider.startswith(provider.urn + "::")]
+    assert strays == []
+
+
+#: The location inputs the check sees per example (resource name and input); on-prem resources have none.
+LOCATED_INPUTS = {
+    "industrial-eu": {
+        *(f"industrial-eu-gpu-{n}.region" for n in ("vpc", "pn", "cluster", "acl")),
+        *(f"industrial-eu-gpu-{n}.zone" for n in ("gw-ip", "gw", "gw-pn")),
+        *(f"industrial-eu-gpu-pool-{p}-fr-par-2.{k}" for p in ("system", "h100") for k in ("region", "zone")),
+        "industrial-eu-audit-bucket.region",
+        "industrial-eu-audit-lock.region",
+    },
+    "gov-fr": {
+        "gov-fr-gpu-network.regions",
+        "gov-fr-gpu-subnet.region",
+        "gov-fr-gpu-cluster.region",
+        "gov-fr-audit-bucket.regionName",
+    },
+    "research-se": set(),
+    "airgap-onprem": set(),
+}
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_no_location_input_outside_the_policy(plans: dict[str, PlanResult], example: str) -> None:
+    plan = plans[example]
+    engine = Engine(policy_of(load_stack(example).spec))
+    findings = [
+        finding
+        for r in plan.custom_resources()
+        for finding in resource_location_findings(engine, r.type, r.name, r.inputs)
+    ]
+    assert [f.line() for f in failures(findings)] == []
+    # Not vacuous: every region and zone input of the managed clouds was placed and passed.
+    assert {f.path.split("::")[1] for f in findings} == LOCATED_INPUTS[example]
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_child_is_under_its_component(plans: dict[str, PlanResult], example: str) -> None:
+    plan = plans[example]
+    urns = [r.urn for r in plan.resources]
+    assert len(urns) == len(set(urns)), "two resources share a URN"
+    by_urn = {r.urn: r for r in plan.resources}
+    root = one(plan, "sovstack:stack:SovereignStack", example)
+    assert root.parent.endswith("::pulumi:pulumi:Stack::sovstack-" + example)
+    for r in plan.resources:
+        if r is root:
+            continue
+        parent = by_urn.get(r.parent)
+        assert parent is not None, f"{r.name}: parent {r.parent} is not a resource of the stack"
+        assert not parent.custom and parent.type.startswith("sovstack:"), f"{r.name}: parent {parent.type}"
+        # The mock engine qualifies a URN's type with its parent's type, as the engine does.
+        assert qualified_type(r.urn) == f"{parent.type}${r.type}"
+        if parent is root:
+            assert r.type.startswith("sovstack:"), f"{r.type} {r.name} hangs directly on the stack"
+        else:
+            assert r.name.startswith(parent.name) or r.type.startswith("kubernetes:"), r.name
+
+
+# ------------------------------------------------------------------------------------------ refusals
+def _gov_fr_storage_in_germany(customer: dict[str, Any]) -> None:
+    for model in customer["models"]:
+        model["weights"]["s3"]["endpoint"] = "https://s3.de.io.cloud.ovh.net"
+    customer["network"]["egress"] = [
+        {"name": "ovh-s3-de", "host": "s3.de.io.cloud.ovh.net", "cidrs": ["141.95.0.0/16"], "ports": [443]}
+    ]
+
+
+def _scaleway_cluster_in_poland(customer: dict[str, Any]) -> None:
+    customer["residency"] = {"profile": "fr-sovereign"}
+    customer["cluster"]["region"] = "pl-waw"
+    customer["cluster"]["systemPool"]["zones"] = ["pl-waw-2"]
+    customer["cluster"]["gpuPools"][0]["zones"] = ["pl-waw-2"]
+
+
+@pytest.mark.parametrize(
+    ("example", "mutate", "expected"),
+    [
+        # OVHcloud DE1 offers no catalogued GPU, so a gov-fr cluster moved there is a spec error
+        # (exit 2); its weights moved to OVHcloud's Frankfurt object storage break residency only.
+        (
+            "gov-fr",
+            _gov_fr_storage_in_germany,
+            [
+                "models[0].weights.s3.endpoint: [FAIL] storage.location",
+                "models[1].weights.s3.endpoint: [FAIL] storage.location",
+                "network.egress[0].host: [FAIL] egress.destination",
+            ],
+        ),
+        (
+            "industrial-eu",
+            _scaleway_cluster_in_poland,
+            [
+                "cluster.region: [FAIL] region.country",
+                "audit.region: [FAIL] storage.location",
+                "audit.endpoint: [FAIL] storage.location",
+            ],
+        ),
+    ],
+)
+def test_residency_breach_registers_nothing(
+    tmp_path: Path,
+    monitors: list[RecordingMonitor],
+    example: str,
+    mutate: Callable[[dict[str, Any]], None],
+    expected: list[str],
+) -> None:
+    customer = example_customer(example)
+    mutate(customer)
+    path = write_stack(tmp_path, example, customer)
+    loaded = load_stack(path)  # a valid spec: only residency breaks
+    with pytest.raises(PlanError) as err:
+        run_plan(loaded)
+    assert err.value.exit_code == 1
+    message = str(err.value)
+    assert message.startswith(f"{len(expected)} residency rule(s) broken; nothing was registered:\n")
+    lines = message.splitlines()[1:]
+    assert len(lines) == len(expected)
+    for line, fragment in zip(lines, expected, strict=True):
+        assert line.startswith(f"{path}: sovstack:customer.{fragment}: "), line
+    assert len(monitors) == 1
+    assert monitors[0].recorded == []
+
+
+def test_recording_monitor_sees_registrations_made_before_a_refusal(
+    monitors: list[RecordingMonitor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Control for the refusal tests: an empty record is evidence, not an artefact of the capture."""
+    from infra.stack import SovereignStack
+
+    def refuse(self: SovereignStack) -> dict[str, Any]:
+        raise ResidencyRefused("refused after registering")
+
+    monkeypatch.setattr(SovereignStack, "stack_outputs", refuse)
+    with pytest.raises(PlanError) as err:
+        run_plan(load_stack("gov-fr"))
+    assert (err.value.exit_code, str(err.value)) == (1, "refused after registering")
+    assert len(monitors[0].recorded) > 30
+
+
+def test_spec_breach_in_config_registers_nothing(monitors: list[RecordingMonitor]) -> None:
+    """The program checks the spec itself: config that bypassed `load_stack` is refused with exit 2."""
+    good = load_stack("gov-fr")
+    customer = example_customer("gov-fr")
+    customer["models"][1]["pool"] = "h100"
+    broken = LoadedStack(good.name, good.path, {CUSTOMER_KEY: customer}, good.spec)
+    with pytest.raises(PlanError) as err:
+        run_plan(broken)
+    assert err.value.exit_code == 2
+    assert str(err.value).startswith(f"{good.path}: sovstack:customer.models[1].pool: ")
+    assert "h100" in str(err.value)
+    assert monitors[0].recorded == []
+
+
+def test_missing_pool_is_refused_by_load_stack(tmp_path: Path) -> None:
+    from infra.stackfile import SpecError
+
+    customer = example_customer("gov-fr")
+    customer["models"][0]["pool"] = "h100"
+    path = write_stack(tmp_path, "gov-fr", customer)
+    with pytest.raises(SpecError) as err:
+        load_stack(path)
+    assert [p.path for p in err.value.problems] == ["sovstack:customer.models[0].pool"]
+
+
+# ------------------------------------------------------------------------------- the stack-wide guard
+FR_SOVEREIGN = resolve_policy("fr-sovereign")
+
+
+def _stray_scaleway() -> pulumi.Resource:
+    from pulumiverse_scaleway import object as scw_object
+
+    return scw_object.Bucket("stray", region="nl-ams")
+
+
+def _stray_ovh() -> pulumi.Resource:
+    import pulumi_ovh
+
+    return pulumi_ovh.cloudproject.Storage("stray-ovh", service_name="0" * 32, region_name="BHS", name="b")
+
+
+def _stray_unknown_provider() -> pulumi.Resource:
+    return pulumi.CustomResource("aws:s3/bucket:Bucket", "stray-aws", {"region": "eu-west-3"})
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (
+            _stray_scaleway,
+            "resource stray (scaleway:object/bucket:Bucket) is outside the residency policy:\n"
+            "  scaleway:object/bucket:Bucket::stray.region: [region.country] resource scaleway nl-ams "
+            "(Amsterdam, NL, EU) is in NL; policy allows FR",
+        ),
+        (
+            _stray_ovh,
+            "resource stray-ovh (ovh:CloudProject/storage:Storage) is outside the residency policy:\n"
+            "  ovh:CloudProject/storage:Storage::stray-ovh.region_name: [region.known] 'BHS' is not a "
+            "catalogued ovh region, zone or storage region",
+        ),
+        (
+            _stray_unknown_provider,
+            "resource stray-aws (aws:s3/bucket:Bucket) is outside the residency policy:\n"
+            "  aws:s3/bucket:Bucket::stray-aws.region: [region.known] provider 'aws' is not in the catalog, "
+            "so 'eu-west-3' cannot be placed in bounds; add it to regions.yaml with sources or use a "
+            "catalogued provider",
+        ),
+    ],
+)
+def test_stack_guard_rejects_hand_added_out_of_bounds_resource(
+    mocks: Any, make: Callable[[], pulumi.Resource], expected: str
+) -> None:
+    pulumi.runtime.register_stack_transformation(residency_guard(FR_SOVEREIGN))
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[str]:
+        with pytest.raises(ResidencyRefused) as err:
+            make()
+        assert str(err.value) == expected
+        assert err.value.exit_code == 1
+        from pulumiverse_scaleway import object as scw_object
+
+        kept = scw_object.Bucket("kept", region="fr-par")
+        return kept.urn
+
+    program()
+    # Only the in-bounds bucket reached the engine.
+    assert [(r.typ, r.name) for r in mocks.resources] == [("scaleway:object/bucket:Bucket", "kept")]
+
+
+def test_stack_guard_passes_in_bounds_resources(mocks: Any) -> None:
+    import pulumi_ovh
+    from pulumiverse_scaleway import object as scw_object
+
+    pulumi.runtime.register_stack_transformation(residency_guard(FR_SOVEREIGN))
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[list[str]]:
+        a = scw_object.Bucket("par", region="fr-par")
+        b = pulumi_ovh.cloudproject.Storage("gra", service_name="0" * 32, region_name="GRA", name="b")
+        c = pulumi.CustomResource("kubernetes:core/v1:ConfigMap", "no-location", {"data": {"a": "b"}})
+        return pulumi.Output.all(a.urn, b.urn, c.urn)
+
+    program()
+    assert sorted(r.name for r in mocks.resources) == ["gra", "no-location", "par"]
+
+
+def _transformation_args(type_: str, name: str, props: Any) -> pulumi.ResourceTransformationArgs:
+    return pulumi.ResourceTransformationArgs(
+        resource=None,  # type: ignore[arg-type]  # the guard reads type, name and props only
+        type_=type_,
+        name=name,
+        props=props,
+        opts=pulumi.ResourceOptions(),
+    )
+
+
+def test_residency_guard_as_a_plain_function() -> None:
+    guard = residency_guard(FR_SOVEREIGN)
+    assert guard(_transformation_args("scaleway:object/bucket:Bucket", "ok", {"region": "fr-par"})) is None
+    assert guard(_transformation_args("ovh:CloudProject/kube:Kube", "k", {"region": "GRA11"})) is None
+    # No location input at all: nothing to place, nothing to refuse (Kubernetes objects).
+    assert guard(_transformation_args("aws:s3/bucket:Bucket", "x", {"bucket": "b"})) is None
+    assert guard(_transformation_args("kubernetes:core/v1:Namespace", "n", None)) is None
+
+    with pytest.raises(ResidencyRefused) as err:
+        guard(_transformation_args("scaleway:kubernetes/pool:Pool", "p", {"zone": "nl-ams-1"}))
+    assert str(err.value) == (
+        "resource p (scaleway:kubernetes/pool:Pool) is outside the residency policy:\n"
+        "  scaleway:kubernetes/pool:Pool::p.zone: [region.country] resource scaleway nl-ams "
+        "(Amsterdam, NL, EU) is in NL; policy allows FR"
+    )
+    with pytest.raises(ResidencyRefused, match=r"ovh:CloudProject/kube:Kube::k\.region: \[region\.country\]"):
+        guard(_transformation_args("ovh:CloudProject/kube:Kube", "k", {"region": "DE1"}))
+    with pytest.raises(ResidencyRefused, match=r"\.regions: \[region\.country\]"):
+        guard(
+            _transformation_args(
+                "ovh:CloudProject/networkPrivate:NetworkPrivate", "n", {"regions": ["GRA11", "WAW1"]}
+            )
+        )
