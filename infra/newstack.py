@@ -28,6 +28,8 @@ from infra.stackfile import REPO_ROOT, Problem, SpecError, format_loc, load_stac
 EXIT_RESIDENCY, EXIT_INVALID = 1, 2
 TEMPLATE_SUFFIX = ".yaml.j2"
 DEFAULTS_SUFFIX = ".defaults.yaml"
+#: Variables every template receives from `create_stack`, not from its defaults file.
+RESERVED = frozenset({"name", "template", "command"})
 #: Strings written without quotes: they read back as the same string in any YAML context.
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 
@@ -69,6 +71,9 @@ def template_defaults(template: str, folder: Path | None = None) -> dict[str, An
     bad = sorted(k for k, v in data.items() if isinstance(v, dict | list))
     if bad:
         raise NewStackError([f"{path}: {', '.join(bad)}: defaults must be scalars (or null)"])
+    reserved = sorted(set(data) & RESERVED)
+    if reserved:
+        raise NewStackError([f"{path}: {', '.join(reserved)}: reserved names (set by sovstack new)"])
     return data
 
 

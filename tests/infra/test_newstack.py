@@ -1,0 +1,353 @@
+"""`sovstack new`: templates render valid, plannable stacks; bad input writes nothing.
+
+Every test points `$SOVSTACK_STACKS_DIR` at a temporary folder, so the repository's stacks/ is never
+touched. That folder has no `templates/`, so `create_stack` reads the repository's stacks/templates.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from infra.cli import app
+from infra.newstack import (
+    NewStackError,
+    create_stack,
+    list_templates,
+    render_template,
+    resolve_variables,
+    templates_dir,
+    yaml_scalar,
+)
+from infra.stackfile import REPO_ROOT, load_stack
+from infra.validation import validate_stack
+
+TEMPLATES = ("airgapped", "eu", "fr-sovereign", "se-sovereign")
+#: The resource that proves each backend's cluster is in the plan.
+CLUSTER_TYPE = {
+    "scaleway": "scaleway:kubernetes/cluster:Cluster",
+    "ovh": "ovh:CloudProject/kube:Kube",
+    "talos": "talos:machine/bootstrap:Bootstrap",
+    "existing": "kubernetes:core/v1:NodePatch",
+}
+DEFAULT_PLACE = {
+    "eu": ("scaleway", "region", "fr-par"),
+    "fr-sovereign": ("ovh", "region", "GRA11"),
+    "se-sovereign": ("talos", "site", "se-sto-dc1"),
+    "airgapped": ("existing", "site", "fr-par-dc1"),
+}
+
+
+@pytest.fixture
+def stacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(folder))
+    return folder
+
+
+def new(*args: str) -> Result:
+    return CliRunner().invoke(app, ["new", *args])
+
+
+def customer(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["config"]["sovstack:customer"]
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ------------------------------------------------------------------------------------ happy paths
+def test_every_profile_has_a_template(stacks: Path) -> None:
+    assert list_templates() == list(TEMPLATES)
+    assert templates_dir() == REPO_ROOT / "stacks" / "templates"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_template_alone_gives_a_stack_that_validates_and_plans(stacks: Path, template: str) -> None:
+    from infra.plan import run_plan
+
+    result = new(f"acme-{template}", "--template", template)
+
+    path = stacks / f"Pulumi.acme-{template}.yaml"
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"created {path}",
+        "next:",
+        f"  sovstack validate acme-{template}",
+        f"  sovstack plan acme-{template}",
+        f"  pulumi stack init acme-{template}   # with your in-region backend: see docs/quickstart.md",
+        f"  pulumi up --stack acme-{template}",
+    ]
+    assert files(stacks) == [f"Pulumi.acme-{template}.yaml"]
+    spec = customer(path)
+    backend, field, place = DEFAULT_PLACE[template]
+    assert spec["name"] == f"acme-{template}"
+    assert spec["residency"] == {"profile": template}
+    assert (spec["cluster"]["provider"], spec["cluster"][field]) == (backend, place)
+    validation = validate_stack(f"acme-{template}")
+    assert (validation.exit_code, validation.problems) == (0, [])
+    assert validation.findings and all(f.passed for f in validation.findings)
+    types = {r.type for r in run_plan(load_stack(path)).resources}
+    assert {"sovstack:cluster:GpuCluster", "sovstack:serving:ModelServing", CLUSTER_TYPE[backend]} <= types
+
+
+def test_output_is_deterministic(stacks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = create_stack("acme", "eu", values=["replicas=2"])
+    other = tmp_path / "other"
+    monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(other))
+    second = create_stack("acme", "eu", values=["replicas=2"])
+    assert second == other / "Pulumi.acme.yaml"
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_text(encoding="utf-8").startswith(
+        "# acme: created by `sovstack new acme --template eu --set replicas=2`\n"
+    )
+
+
+def test_provider_and_region_overrides(stacks: Path) -> None:
+    result = new("acme", "--template", "eu", "--provider", "ovh", "--region", "GRA11")
+
+    assert result.exit_code == 0, result.stderr
+    cluster = customer(stacks / "Pulumi.acme.yaml")["cluster"]
+    assert cluster["provider"] == "ovh"
+    assert cluster["region"] == "GRA11"
+    assert cluster["gpuPools"] == [
+        {
+            "name": "gpu",
+            "gpuType": "L40S",
+            "nodeType": "l40s-180",
+            "gpusPerNode": 2,
+            "minNodes": 1,
+            "maxNodes": 2,
+            "zones": ["GRA11"],
+        }
+    ]
+    assert "scaleway" not in cluster
+    assert validate_stack("acme").exit_code == 0
+
+
+def test_set_values_override_model_and_pool(stacks: Path) -> None:
+    result = new(
+        "acme",
+        "--template",
+        "eu",
+        "--set",
+        "model=ministral-8b-instruct-2410",
+        "--set",
+        "modelName=ministral-8b",
+        "--set",
+        "poolMaxNodes=3",
+        "--set",
+        "gpusPerNode=1",
+        "--set",
+        "kubernetesVersion=1.32",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    spec = customer(stacks / "Pulumi.acme.yaml")
+    pool = spec["cluster"]["gpuPools"][0]
+    assert (pool["nodeType"], pool["gpusPerNode"], pool["maxNodes"]) == ("H100-1-80G", 1, 3)
+    assert spec["cluster"]["kubernetesVersion"] == "1.32"
+    assert (spec["models"][0]["name"], spec["models"][0]["model"]) == (
+        "ministral-8b",
+        "ministral-8b-instruct-2410",
+    )
+    assert spec["models"][0]["weights"]["s3"]["url"] == "s3://acme-weights/ministral-8b/"
+    assert validate_stack("acme").exit_code == 0
+
+
+def test_talos_machines_follow_the_pool(stacks: Path) -> None:
+    create_stack("acme", "se-sovereign", values=["poolMaxNodes=3", "poolMinNodes=3"])
+    machines = customer(stacks / "Pulumi.acme.yaml")["cluster"]["talos"]["machines"]
+    assert [m["name"] for m in machines] == ["cp-1", "cp-2", "cp-3", "gpu-1", "gpu-2", "gpu-3"]
+    assert machines[3] == {
+        "name": "gpu-1",
+        "address": "10.40.1.21",
+        "role": "worker",
+        "zone": "se-sto-dc1-a",
+        "pool": "gpu",
+        "gpuType": "H100-SXM",
+        "gpuCount": 8,
+    }
+
+
+def test_set_values_cannot_inject_yaml(stacks: Path) -> None:
+    evil = "Acme\n    residency: {profile: eu}\n# x"
+    create_stack("acme", "fr-sovereign", values=[f"displayName={evil}"])
+    spec = customer(stacks / "Pulumi.acme.yaml")
+    assert spec["displayName"] == evil
+    assert spec["residency"] == {"profile": "fr-sovereign"}
+
+
+def test_local_templates_folder_wins(stacks: Path) -> None:
+    local = stacks / "templates"
+    local.mkdir()
+    shutil.copy(REPO_ROOT / "stacks/templates/eu.yaml.j2", local / "house.yaml.j2")
+    shutil.copy(REPO_ROOT / "stacks/templates/eu.defaults.yaml", local / "house.defaults.yaml")
+    assert list_templates() == ["house"]
+    assert create_stack("acme", "house") == stacks / "Pulumi.acme.yaml"
+
+
+# ------------------------------------------------------------------------------------ refusals
+def test_existing_stack_is_never_replaced(stacks: Path) -> None:
+    assert new("acme", "--template", "eu").exit_code == 0
+    path = stacks / "Pulumi.acme.yaml"
+    before = path.read_bytes()
+
+    result = new("acme", "--template", "fr-sovereign")
+
+    assert result.exit_code == 2
+    assert result.stderr == f"{path}: already exists; nothing was changed (edit it, or choose another NAME)\n"
+    assert result.stdout == ""
+    assert path.read_bytes() == before
+    assert files(stacks) == ["Pulumi.acme.yaml"]
+
+
+def test_region_outside_the_profile_is_refused(stacks: Path) -> None:
+    result = new("acme", "--template", "fr-sovereign", "--provider", "scaleway", "--region", "pl-waw")
+
+    path = stacks / "Pulumi.acme.yaml"
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        f"{path}: sovstack:customer.cluster.region: [FAIL] region.country: "
+        "region scaleway pl-waw (Warsaw, PL, EU) is in PL; policy allows FR"
+    )
+    assert lines[-1] == f"{path}: not written: {len(lines) - 1} residency rule(s) broken"
+    assert files(stacks) == []
+
+
+def test_invalid_rendered_spec_is_refused_with_field_paths(stacks: Path) -> None:
+    result = new("acme", "--template", "eu", "--set", "maxModelLen=100")
+
+    path = stacks / "Pulumi.acme.yaml"
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"{path}: sovstack:customer.models[0].maxModelLen: Input should be greater than or equal to 256",
+        f"{path}: not written: 1 problem(s)",
+    ]
+    assert files(stacks) == []
+
+
+def test_pool_too_small_for_the_model_is_refused(stacks: Path) -> None:
+    result = new("acme", "--template", "eu", "--set", "replicas=5")
+
+    assert result.exit_code == 2
+    assert (
+        f"{stacks / 'Pulumi.acme.yaml'}: sovstack:customer.cluster.gpuPools[0].maxNodes: models on pool gpu need"
+        in (result.stderr)
+    )
+    assert files(stacks) == []
+
+
+@pytest.mark.parametrize("name", ["Acme", "acme_eu", "-acme", "a" * 64, ""])
+def test_name_must_be_a_dns_label(stacks: Path, name: str) -> None:
+    result = new("--template", "eu", "--", name)
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"NAME: {name!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
+        "starting and ending with an alphanumeric, at most 63 characters)\n"
+    )
+    assert files(stacks) == []
+
+
+def test_unknown_template_lists_the_known_ones(stacks: Path) -> None:
+    result = new("acme", "--template", "us-east")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "--template: unknown template 'us-east'; known: airgapped, eu, fr-sovereign, se-sovereign "
+        f"(in {REPO_ROOT / 'stacks' / 'templates'})\n"
+    )
+    assert files(stacks) == []
+
+
+def test_unknown_set_key_lists_the_known_ones(stacks: Path) -> None:
+    result = new("acme", "--template", "eu", "--set", "gpu=H100")
+
+    assert result.exit_code == 2
+    known = ", ".join(sorted(resolve_variables("eu", None, None, [])[0]))
+    assert result.stderr == f"--set gpu: unknown variable of template eu; known: {known}\n"
+    assert "adminCidrs, concurrency, displayName" in known
+    assert files(stacks) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["poolMaxNodes=many"], "--set poolMaxNodes: expected an integer, got 'many'"),
+        (["poolMaxNodes=true"], "--set poolMaxNodes: expected an integer, got 'true'"),
+        (["replicas=[1, 2]"], "--set replicas: give a single value (a YAML scalar), not a list or mapping"),
+        (["replicas"], "--set 'replicas': expected key=value"),
+    ],
+)
+def test_bad_set_values(stacks: Path, values: list[str], message: str) -> None:
+    with pytest.raises(NewStackError) as caught:
+        create_stack("acme", "eu", values=values)
+    assert (caught.value.lines, caught.value.exit_code) == ([message], 2)
+    assert files(stacks) == []
+
+
+def test_set_strings_keep_the_text_as_typed(stacks: Path) -> None:
+    create_stack("acme", "eu", values=["displayName=2026-01-01", "kubernetesVersion=1.32", "stateBucket=on"])
+    spec = customer(stacks / "Pulumi.acme.yaml")
+    assert (spec["displayName"], spec["cluster"]["kubernetesVersion"]) == ("2026-01-01", "1.32")
+    assert spec["state"]["backendUrl"].startswith("s3://on?endpoint=s3.fr-par.scw.cloud&")
+
+
+def test_provider_option_and_set_must_agree(stacks: Path) -> None:
+    result = new("acme", "--template", "eu", "--provider", "ovh", "--set", "provider=scaleway")
+    assert result.exit_code == 2
+    assert result.stderr == "--provider ovh contradicts --set provider=scaleway; give one\n"
+
+
+def test_place_without_defaults_is_refused(stacks: Path) -> None:
+    result = new("acme", "--template", "eu", "--provider", "scaleway", "--region", "nl-ams")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "template eu: no defaults for provider scaleway at nl-ams; known: scaleway/fr-par, scaleway/pl-waw, "
+        "ovh/GRA11, site/fr-par-dc1, site/se-sto-dc1 (site = talos or existing); add a place to the template\n"
+    )
+    assert files(stacks) == []
+
+
+def test_gpu_count_without_a_node_type_is_refused(stacks: Path) -> None:
+    with pytest.raises(NewStackError) as caught:
+        create_stack("acme", "eu", values=["gpusPerNode=3"])
+    assert caught.value.lines == [
+        "template eu: no scaleway node type has 3x H100 (node types with H100: H100-1-80G (1x), H100-2-80G (2x))"
+    ]
+    assert files(stacks) == []
+
+
+# ------------------------------------------------------------------------------------ helpers
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("fr-par", "fr-par"),
+        ("1.31", '"1.31"'),
+        ("true", '"true"'),
+        ("a: b", '"a: b"'),
+        ("x\ny", '"x\\ny"'),
+        ("Défense", '"Défense"'),
+        (8, "8"),
+        (None, "null"),
+    ],
+)
+def test_yaml_scalar(value: Any, expected: str) -> None:
+    assert yaml_scalar(value) == expected
+    assert yaml.safe_load(yaml_scalar(value)) == value
+
+
+def test_render_is_pure() -> None:
+    variables, _ = resolve_variables("airgapped", None, None, [])
+    assert render_template("airgapped", "acme", variables) == render_template("airgapped", "acme", variables)
