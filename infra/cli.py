@@ -218,7 +218,7 @@ def render(
     jobs: Annotated[int, typer.Option(help="Worker processes for --all (default: all cores).")] = 0,
 ) -> None:
     """Write plain manifests, Argo CD applications and the residency report for GitOps."""
-    from infra import render as render_mod
+    import infra.render as render_mod
 
     if all_stacks == (stack is not None):
         typer.echo("render: give either STACK or --all", err=True)

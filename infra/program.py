@@ -40,7 +40,15 @@ def load_spec_from_config(file: str) -> CustomerSpec:
     config = pulumi.Config("sovstack")
     raw = config.get_object("customer")
     if raw is None:
-        raise SpecRefused(f"{file}: config.{CUSTOMER_KEY}: required key is missing")
+        hint = ""
+        name = config.get("customerName")
+        if name:  # a stack made by `pulumi new` from this repository: its answers, not yet a spec
+            profile, provider, region = (config.get(k) or "" for k in ("profile", "provider", "region"))
+            hint = (
+                f"; write the spec from your `pulumi new` answers with `sovstack new {name} --template {profile}"
+                f" --provider {provider} --region {region}`"
+            )
+        raise SpecRefused(f"{file}: config.{CUSTOMER_KEY}: required key is missing{hint}")
     try:
         spec = parse_spec({CUSTOMER_KEY: raw}, file)
     except SpecError as err:

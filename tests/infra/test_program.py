@@ -501,3 +501,23 @@ def test_residency_guard_as_a_plain_function() -> None:
                 "ovh:CloudProject/networkPrivate:NetworkPrivate", "n", {"regions": ["GRA11", "WAW1"]}
             )
         )
+
+
+def test_a_pulumi_new_stack_is_told_how_to_write_its_spec() -> None:
+    """`pulumi new` leaves only the template's answers; the program names the command that writes the spec."""
+    from infra.program import SpecRefused, load_spec_from_config
+    from tests.pulumi_mocks import start_mocks
+
+    answers = {
+        "sovstack:customerName": "acme",
+        "sovstack:profile": "eu",
+        "sovstack:provider": "scaleway",
+        "sovstack:region": "fr-par",
+    }
+    for _ in start_mocks(answers):
+        with pytest.raises(SpecRefused) as refused:
+            load_spec_from_config("stacks/Pulumi.acme.yaml")
+        assert str(refused.value) == (
+            "stacks/Pulumi.acme.yaml: config.sovstack:customer: required key is missing; write the spec from "
+            "your `pulumi new` answers with `sovstack new acme --template eu --provider scaleway --region fr-par`"
+        )
