@@ -216,6 +216,11 @@ def render(
         bool, typer.Option("--all", help="Render every stack under stacks/ into OUT/<stack>.")
     ] = False,
     jobs: Annotated[int, typer.Option(help="Worker processes for --all (default: all cores).")] = 0,
+    repo_url: Annotated[
+        str | None,
+        typer.Option(help="Git repository Argo CD reads the manifests from ($SOVSTACK_GITOPS_REPO)."),
+    ] = None,
+    revision: Annotated[str, typer.Option(help="Git revision Argo CD tracks.")] = "main",
 ) -> None:
     """Write plain manifests, Argo CD applications and the residency report for GitOps."""
     import infra.render as render_mod
@@ -223,10 +228,11 @@ def render(
     if all_stacks == (stack is not None):
         typer.echo("render: give either STACK or --all", err=True)
         raise typer.Exit(EXIT_INVALID)
+    git = render_mod.GitSource(repo_url=repo_url or render_mod.DEFAULT_REPO_URL, revision=revision)
     if all_stacks:
-        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None))
+        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git))
     assert stack is not None
-    raise typer.Exit(render_mod.render_one_cli(stack, out))
+    raise typer.Exit(render_mod.render_one_cli(stack, out, git))
 
 
 @app.command()

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,13 @@ def dump_json(obj: Any) -> str:
 # ---------------------------------------------------------------------------------- content
 @dataclass(frozen=True)
 class GitSource:
+    """Where Argo CD finds the rendered manifests: the repository, the revision, and the render's path
+    inside it (default: --out when it is relative, as when rendering from the repository root; else the
+    stack's name)."""
+
     repo_url: str = DEFAULT_REPO_URL
     revision: str = "main"
-    path: str | None = None  # default: the stack's name (render --all writes DIR/<stack>/)
+    path: str | None = None
 
 
 def manifest_path(obj: Manifest) -> str:
@@ -234,14 +238,17 @@ def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> in
     broken = [f.line(str(loaded.path)) for f in findings if not f.passed]
     if broken:
         raise RenderError([*broken, f"{loaded.path}: residency rules broken; nothing rendered"], 1)
+    git = git or GitSource()
+    if git.path is None:
+        git = replace(git, path=out.as_posix() if not out.is_absolute() else loaded.name)
     files = render_files(loaded, git, findings)
     write_tree(files, out)
     return sum(1 for path in files if path.startswith("manifests/")) - 1
 
 
-def render_one_cli(ref: str, out: Path) -> int:
+def render_one_cli(ref: str, out: Path, git: GitSource | None = None) -> int:
     try:
-        count = render_stack(ref, out)
+        count = render_stack(ref, out, git)
     except RenderError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
@@ -250,10 +257,10 @@ def render_one_cli(ref: str, out: Path) -> int:
     return 0
 
 
-def _render_worker(path: str, out: str) -> tuple[str, int, list[str], int]:
+def _render_worker(path: str, out: str, git: GitSource | None) -> tuple[str, int, list[str], int]:
     name = stack_name(Path(path))
     try:
-        count = render_stack(Path(path), Path(out) / name)
+        count = render_stack(Path(path), Path(out) / name, git)
     except RenderError as err:
         return name, err.exit_code, err.lines, 0
     except Exception as err:  # one broken stack must not stop the fleet
@@ -261,7 +268,13 @@ def _render_worker(path: str, out: str) -> tuple[str, int, list[str], int]:
     return name, 0, [], count
 
 
-def render_all(paths: Iterable[Path], out: Path, jobs: int | None = None, progress: bool = True) -> int:
+def render_all(
+    paths: Iterable[Path],
+    out: Path,
+    jobs: int | None = None,
+    progress: bool = True,
+    git: GitSource | None = None,
+) -> int:
     """Render every stack into out/<stack>; the others still render when one fails."""
     stacks = list(paths)
     out.mkdir(parents=True, exist_ok=True)
@@ -270,7 +283,7 @@ def render_all(paths: Iterable[Path], out: Path, jobs: int | None = None, progre
     objects = 0
     done = 0
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_render_worker, str(p), str(out)) for p in stacks]
+        futures = [pool.submit(_render_worker, str(p), str(out), git) for p in stacks]
         for future in as_completed(futures):
             name, code, lines, count = future.result()
             done += 1
@@ -291,9 +304,9 @@ def render_all(paths: Iterable[Path], out: Path, jobs: int | None = None, progre
     return 0
 
 
-def render_all_cli(out: Path, jobs: int | None = None) -> int:
+def render_all_cli(out: Path, jobs: int | None = None, git: GitSource | None = None) -> int:
     stacks = list_stacks()
     if not stacks:
         print("no stacks found under stacks/", file=sys.stderr)
         return 2
-    return render_all(stacks, out, jobs=jobs, progress=True)
+    return render_all(stacks, out, jobs=jobs, progress=True, git=git)

@@ -113,7 +113,8 @@ def build_report(
         "composition": {"refused": refused},
         "schemaChecks": {
             "kubernetesVersion": cluster.kubernetes_minor,
-            "uncheckedKinds": [k for k in kinds if k in CUSTOM_KINDS],
+            # Argo CD Applications are always rendered beside the manifests (argocd/).
+            "uncheckedKinds": sorted({k for k in kinds if k in CUSTOM_KINDS} | {"Application"}),
         },
     }
 

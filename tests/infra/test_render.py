@@ -52,7 +52,7 @@ def test_every_manifest_is_valid_for_the_stacks_kubernetes_version(rendered: Pat
     for obj in objects:
         assert_valid(obj, version)
     report = json.loads((rendered / stack / "residency-report.json").read_text())
-    custom = sorted({o["kind"] for o in objects if o["kind"] in CUSTOM_KINDS})
+    custom = sorted({o["kind"] for o in objects if o["kind"] in CUSTOM_KINDS} | {"Application"})
     assert report["schemaChecks"]["uncheckedKinds"] == custom
 
 
@@ -88,6 +88,34 @@ def test_argocd_points_at_pinned_charts_in_allowed_repositories(rendered: Path) 
     assert sorted(p.name for p in (rendered / "industrial-eu" / "argocd").iterdir()) == [
         "application-industrial-eu-manifests.yaml"
     ]
+
+
+def test_argocd_source_follows_the_output_path_and_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app,
+        [
+            "render",
+            "gov-fr",
+            "--out",
+            "gitops/gov-fr",
+            "--repo-url",
+            "https://git.example.eu/p.git",
+            "--revision",
+            "prod",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    source = yaml.safe_load(
+        (tmp_path / "gitops/gov-fr/argocd/application-gov-fr-manifests.yaml").read_text()
+    )["spec"]["source"]
+    assert source == {
+        "path": "gitops/gov-fr/manifests",
+        "repoURL": "https://git.example.eu/p.git",
+        "targetRevision": "prod",
+    }
 
 
 def test_cloud_inventory_and_report(rendered: Path) -> None:
