@@ -245,11 +245,27 @@ def model_info(spec: CustomerSpec, index: int) -> Any:
     return get_model(model.model)
 
 
+def plan_model(model: Any, pool: Any, info: Any, gpu: Any) -> Any:
+    """The capacity plan of one model on its pool: the one call validation and composition share."""
+    from components.capacity import plan_capacity
+
+    return plan_capacity(
+        info,
+        gpu,
+        dtype=model.dtype,
+        max_model_len=model.max_model_len,
+        concurrency=model.concurrency,
+        gpus_per_node=pool.gpus_per_node,
+        gpu_memory_utilization=model.gpu_memory_utilization,
+        tensor_parallel_size=model.tensor_parallel_size,
+    )
+
+
 def capacity_problems(spec: CustomerSpec) -> list[SpecProblem]:
     """Each model must fit its pool's GPUs (with the planner's numbers), and each pool must hold its models."""
     from pydantic import ValidationError
 
-    from components.capacity import get_gpu, plan_capacity
+    from components.capacity import get_gpu
 
     pools = {p.name: p for p in spec.cluster.gpu_pools}
     problems: list[SpecProblem] = []
@@ -275,16 +291,7 @@ def capacity_problems(spec: CustomerSpec) -> list[SpecProblem]:
             )
             continue
         try:
-            plan = plan_capacity(
-                info,
-                gpu,
-                dtype=model.dtype,
-                max_model_len=model.max_model_len,
-                concurrency=model.concurrency,
-                gpus_per_node=pool.gpus_per_node,
-                gpu_memory_utilization=model.gpu_memory_utilization,
-                tensor_parallel_size=model.tensor_parallel_size,
-            )
+            plan = plan_model(model, pool, info, gpu)
         except ValueError as err:
             field = "tensorParallelSize" if "tensor_parallel" in str(err) else "maxModelLen"
             problems.append((("models", i, field), str(err)))

@@ -49,12 +49,12 @@ from components.build.network_isolation import (
     NetworkIsolationArgs,
     build_network_isolation,
 )
-from components.capacity import get_gpu, plan_capacity
+from components.capacity import get_gpu
 from components.catalog import load_catalog
 from components.kube import Manifest
 from components.residency import ResidencyPolicy
 from infra import defaults
-from infra.checks import audit_backend, model_info
+from infra.checks import audit_backend, model_info, plan_model
 from infra.residency_check import policy_of
 from infra.spec import CustomerSpec, ModelSpec
 
@@ -194,18 +194,10 @@ class Composition:
         if model.tensor_parallel_size is not None:
             return model.tensor_parallel_size
         pool = self._pool(model)
-        plan = plan_capacity(
-            model_info(self.spec, index),
-            get_gpu(pool.gpu_type),
-            dtype=model.dtype,
-            max_model_len=model.max_model_len,
-            concurrency=model.concurrency,
-            gpus_per_node=pool.gpus_per_node,
-            gpu_memory_utilization=model.gpu_memory_utilization,
-        )
+        plan = plan_model(model, pool, model_info(self.spec, index), get_gpu(pool.gpu_type))
         if plan.tensor_parallel_size is None:  # checks.capacity_problems refuses this before compose
             raise ValueError(f"models[{index}]: {model.name} does not fit pool {pool.name}")
-        return plan.tensor_parallel_size
+        return int(plan.tensor_parallel_size)
 
     def _pool(self, model: ModelSpec) -> Any:
         return next(p for p in self.spec.cluster.gpu_pools if p.name == model.pool)
