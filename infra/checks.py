@@ -365,7 +365,11 @@ def composition_problems(spec: CustomerSpec) -> list[SpecProblem]:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        return [((), f"{err.title}: {where}: {first['msg'].removeprefix('Value error, ')}")]
+        field = f" field {where}" if where else ""
+        message = first["msg"].removeprefix("Value error, ")
+        return [
+            ((), f"the {err.title} component refuses this stack ({field.strip() or 'its args'}): {message}")
+        ]
     except ValueError as err:
         return [((), str(err))]
     return []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from components.kube import is_dns_label
@@ -179,6 +179,16 @@ class ClusterSpec(SpecModel):
     talos: TalosOptions | None = Field(default=None, description="Talos bare-metal options.")
     existing: ExistingOptions | None = Field(default=None, description="Existing cluster options.")
     gpu_operator: GpuOperatorSpec = Field(default_factory=GpuOperatorSpec, description="NVIDIA GPU Operator.")
+
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _version_is_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float):
+            raise ValueError(
+                f'write the version in quotes, e.g. "1.31": YAML read this one as the number {value!r} '
+                "(a bare 1.30 even becomes 1.3)"
+            )
+        return value
 
     @property
     def kubernetes_minor(self) -> str:

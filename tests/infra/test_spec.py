@@ -411,3 +411,18 @@ def test_parse_spec_needs_the_customer_key(config: dict[str, Any], message: str)
     with pytest.raises(SpecError) as err:
         parse_spec(config, "f.yaml")
     assert err.value.problems == [Problem("f.yaml", "config.sovstack:customer", message)]
+
+
+def test_an_unquoted_kubernetes_version_is_refused_with_the_fix(tmp_path: Path) -> None:
+    """YAML reads `kubernetesVersion: 1.30` as the number 1.3: say so, rather than a bare type error."""
+    from infra.stackfile import SpecError, load_stack
+
+    source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
+    stack = tmp_path / "Pulumi.gov-fr.yaml"
+    stack.write_text(source.replace('kubernetesVersion: "1.31"', "kubernetesVersion: 1.30"))
+    with pytest.raises(SpecError) as refused:
+        load_stack(stack)
+    assert [p.line() for p in refused.value.problems] == [
+        f'{stack}: sovstack:customer.cluster.kubernetesVersion: write the version in quotes, e.g. "1.31": '
+        "YAML read this one as the number 1.3 (a bare 1.30 even becomes 1.3)"
+    ]
