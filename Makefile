@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TOOLS_VENV ?= .venv-tools
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench tools clean
+.PHONY: demo test lint typecheck unit bench integration tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ unit: $(STAMP) tools
 	SOVSTACK_CHECKOV=$(abspath $(TOOLS_VENV))/bin/checkov $(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Needs the Pulumi CLI (skips without it); SOVSTACK_INTEGRATION_STACK=NAME adds a real preview.
+integration: $(STAMP)
+	$(BIN)/pytest -q -m integration tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
