@@ -351,6 +351,11 @@ def _to_spec_path(component_path: str) -> Loc:
 
 def composition_problems(spec: CustomerSpec) -> list[SpecProblem]:
     """Build every component's args and manifests: whatever a component refuses, refused here first."""
+    return build_composition(spec)[0]
+
+
+def build_composition(spec: CustomerSpec) -> tuple[list[SpecProblem], Any]:
+    """The composition of a stack with every manifest built, or the problems that refused it."""
     from pydantic import ValidationError
 
     from components.build.gpu_cluster import ClusterArgsError
@@ -361,7 +366,7 @@ def composition_problems(spec: CustomerSpec) -> list[SpecProblem]:
         composition.kubernetes_objects()
     except ClusterArgsError as err:
         path, _, message = str(err).partition(": ")
-        return [(_to_spec_path(path), message)]
+        return [(_to_spec_path(path), message)], None
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -369,7 +374,7 @@ def composition_problems(spec: CustomerSpec) -> list[SpecProblem]:
         message = first["msg"].removeprefix("Value error, ")
         return [
             ((), f"the {err.title} component refuses this stack ({field.strip() or 'its args'}): {message}")
-        ]
+        ], None
     except ValueError as err:
-        return [((), str(err))]
-    return []
+        return [((), str(err))], None
+    return [], composition

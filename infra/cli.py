@@ -251,7 +251,9 @@ def report(
         loaded = load_stack(stack)
     except SpecError as err:
         _fail_spec(err, False)
-    data = build_report(loaded)
+    data = build_report(
+        loaded, loaded.composition, list(loaded.findings) if loaded.findings is not None else None
+    )
     typer.echo(render_report(data, format), nl=False)
     raise typer.Exit(EXIT_OK if data["verdict"]["passed"] else EXIT_RESIDENCY)
 

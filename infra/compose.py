@@ -349,7 +349,14 @@ class Composition:
 
     # -- what the stack contains ------------------------------------------------------------
     def kubernetes_objects(self) -> list[Manifest]:
-        """Every Kubernetes object of the stack, in a stable order (cluster, network, audit, models)."""
+        """Every Kubernetes object of the stack, in a stable order (cluster, network, audit, models).
+
+        Built once per composition; callers read the dicts and never change them.
+        """
+        return self._objects
+
+    @cached_property
+    def _objects(self) -> list[Manifest]:
         objects: list[Manifest] = list(self.cluster_description.kubernetes_objects)
         objects += build_network_isolation(self.network)
         objects += build_audit_sink(self.audit)

@@ -165,9 +165,13 @@ def render_files(
 ) -> dict[str, str]:
     """Every file of a render, relative path to text. Pure: no I/O, no Pulumi."""
     git = git or GitSource()
-    composition = Composition(loaded.spec)
+    composition = loaded.composition or Composition(loaded.spec)
     if findings is None:
-        findings = evaluate(loaded.spec, composition.policy)
+        findings = (
+            list(loaded.findings)
+            if loaded.findings is not None
+            else evaluate(loaded.spec, composition.policy)
+        )
     objects = composition.kubernetes_objects()
     files: dict[str, str] = {}
     for obj in objects:
@@ -234,7 +238,7 @@ def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> in
         loaded = load_stack(ref)
     except SpecError as err:
         raise RenderError([p.line() for p in err.problems], 2) from None
-    findings = evaluate(loaded.spec)
+    findings = list(loaded.findings) if loaded.findings is not None else evaluate(loaded.spec)
     broken = [f.line(str(loaded.path)) for f in findings if not f.passed]
     if broken:
         raise RenderError([*broken, f"{loaded.path}: residency rules broken; nothing rendered"], 1)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from components.residency import Finding
 from infra.spec import CustomerSpec
 
 CUSTOMER_KEY = "sovstack:customer"
@@ -51,6 +52,10 @@ class LoadedStack:
     path: Path
     config: dict[str, Any]
     spec: CustomerSpec
+    #: Residency findings, when the policy resolved (computed once, reused by every command).
+    findings: tuple[Finding, ...] | None = None
+    #: The composed components (infra.compose.Composition), for a stack inside its policy.
+    composition: Any = None
 
 
 def stacks_dir() -> Path:
@@ -129,7 +134,7 @@ def read_config(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError([Problem(file, "", f"cannot read: {err}")]) from None
     try:
-        document = yaml.safe_load(text)
+        document = _parse_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -150,6 +155,18 @@ def read_config(path: Path) -> dict[str, Any]:
             [Problem(file, "config", "missing or not a mapping; a stack file keeps settings there")]
         )
     return config
+
+
+def _parse_yaml(text: str) -> Any:
+    """libyaml's C parser where PyYAML has it (the same safe subset, several times faster); a document
+    it refuses is parsed again by the Python parser, whose error messages say what it found."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return yaml.load(text, Loader=fast)
+        except yaml.YAMLError:
+            pass
+    return yaml.load(text, Loader=yaml.SafeLoader)
 
 
 def parse_spec(config: dict[str, Any], file: str) -> CustomerSpec:
@@ -175,24 +192,27 @@ def load_stack(ref: str | Path) -> LoadedStack:
     for a stack inside its policy, so a value both rules refuse (a short retention) reports as the
     residency finding it is.
     """
-    from infra.checks import composition_problems, semantic_problems
+    from infra.checks import build_composition, semantic_problems
 
     path = resolve(ref) if isinstance(ref, str) else ref
     config = read_config(path)
     spec = parse_spec(config, str(path))
     problems = semantic_problems(spec)
-    if not problems and _in_bounds(spec):
-        problems = composition_problems(spec)
+    findings, composition = None, None
+    if not problems:
+        findings = _findings(spec)
+        if findings is not None and all(f.passed for f in findings):
+            problems, composition = build_composition(spec)
     if problems:
         raise SpecError([Problem(str(path), format_loc(loc), msg) for loc, msg in problems])
-    return LoadedStack(stack_name(path), path, config, spec)
+    return LoadedStack(stack_name(path), path, config, spec, findings, composition)
 
 
-def _in_bounds(spec: CustomerSpec) -> bool:
+def _findings(spec: CustomerSpec) -> tuple[Finding, ...] | None:
     from components.residency import PolicyError
     from infra.residency_check import evaluate
 
     try:
-        return all(f.passed for f in evaluate(spec))
+        return tuple(evaluate(spec))
     except PolicyError:
-        return False  # reported by the caller with its path
+        return None  # reported by the caller with its path

@@ -31,6 +31,7 @@ from components.kube import (
     restricted_container_security_context,
     restricted_pod_security_context,
     standard_labels,
+    to_yaml,
 )
 
 COMPONENT = "audit-sink"
@@ -333,7 +334,7 @@ def build_fluent_bit_config(args: AuditSinkArgs, workload: Workload = "logs") ->
         "service": service,
         "pipeline": {"inputs": inputs, "filters": filters, "outputs": [_s3_output(args, workload)]},
     }
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    return to_yaml(config)
 
 
 def _credentials_env(secret: str) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.build.gpu_cluster_args import (
@@ -51,6 +50,7 @@ from components.kube import (
     Manifest,
     dns_name,
     standard_labels,
+    to_yaml,
 )
 
 # Everything that moved to gpu_cluster_args stays importable from here.
@@ -291,7 +291,7 @@ def _ovh_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]:
 def talos_schematic(args: GpuClusterArgs) -> str:
     """Image Factory schematic (YAML) adding the NVIDIA system extensions to the installer."""
     extensions = list(load_cluster_facts().talos.extensions)
-    return yaml.safe_dump(
+    return to_yaml(
         {"customization": {"systemExtensions": {"officialExtensions": extensions}}}, sort_keys=True
     )
 
