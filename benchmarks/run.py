@@ -221,6 +221,12 @@ def bench_plan(folder: Path, results: Results) -> None:
     scale = results.figures[f"render_{fleet}"]
     plan_per_object = plan_cli / objects
     render_per_object = scale["median_seconds"] / scale["objects"]
+    per_object_render = {
+        size: results.figures[f"render_{size}"]["median_seconds"]
+        / results.figures[f"render_{size}"]["objects"]
+        for size in (100, 1000)
+        if f"render_{size}" in results.figures
+    }
     speedup = plan_per_object / render_per_object
     small = plan_cli / sample["median_seconds"]
     one_process = plan_wall / sample["median_seconds"]
@@ -256,11 +262,16 @@ def bench_plan(folder: Path, results: Results) -> None:
             f"{plan_per_object * 1000:.2f} ms vs {render_per_object * 1000:.2f} ms",
         ),
         Row(
-            "render speed-up per object",
+            f"render speed-up per object ({fleet} customers)",
             f"{speedup:.1f}x",
             f">= {SPEEDUP_MIN:.0f}x",
             verdict(speedup >= SPEEDUP_MIN),
         ),
+        *[
+            Row(f"render speed-up per object at {size} customers", f"{plan_per_object / cost:.1f}x", "(info)")
+            for size, cost in per_object_render.items()
+            if size != fleet
+        ],
         Row(
             f"speed-up end to end on the {len(stacks)} customers alone (render's start-up dominates)",
             f"{small:.1f}x ({per(plan_cli)} vs {per(sample['median_seconds'])})",
