@@ -224,6 +224,36 @@ def _audit_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
             load_catalog().region(chosen, audit.region)
         except CatalogError as err:
             yield ("audit", "region"), str(err)
+            return
+        if audit.region != spec.cluster.location:
+            yield (
+                ("audit", "region"),
+                f"the audit bucket must be in the cluster's region {spec.cluster.location}, not "
+                f"{audit.region}: audit records stay where the workloads run",
+            )
+    if chosen in ("minio", "existing") and audit.endpoint is not None:
+        yield from _audit_endpoint_at_cluster(spec, audit.endpoint)
+
+
+def _audit_endpoint_at_cluster(spec: CustomerSpec, endpoint: str) -> Iterator[SpecProblem]:
+    """An operator's S3 endpoint must be one the catalog places at the cluster's own site or region."""
+    from urllib.parse import urlparse
+
+    try:
+        host = urlparse(endpoint).hostname or ""
+    except ValueError:
+        return  # reported by _egress_declared
+    catalog = load_catalog()
+    cluster_provider = provider_for_backend(spec.cluster.provider)
+    if (cluster_provider, spec.cluster.location) not in {(r.provider, r.code) for r in catalog.regions}:
+        return  # an unknown region or site is reported on cluster.region or cluster.site
+    found = catalog.locate(host)
+    if found is not None and found[0].code != spec.cluster.location:
+        yield (
+            ("audit", "endpoint"),
+            f"{host} is at {found[0].describe()}, not at the cluster's {spec.cluster.location}: "
+            "audit records stay where the workloads run",
+        )
 
 
 def _default_audit_backend(cluster_backend: str) -> str:

@@ -426,3 +426,39 @@ def test_an_unquoted_kubernetes_version_is_refused_with_the_fix(tmp_path: Path) 
         f'{stack}: sovstack:customer.cluster.kubernetesVersion: write the version in quotes, e.g. "1.31": '
         "YAML read this one as the number 1.3 (a bare 1.30 even becomes 1.3)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("example", "old", "new", "path", "message"),
+    [
+        (
+            "industrial-eu",
+            "      bucket: industrial-eu-audit\n",
+            "      bucket: industrial-eu-audit\n      region: pl-waw\n",
+            "sovstack:customer.audit.region",
+            "the audit bucket must be in the cluster's region fr-par, not pl-waw: audit records stay where "
+            "the workloads run",
+        ),
+        (
+            "research-se",
+            "      endpoint: https://s3.se-sto-dc1.sovstack.internal\n",
+            "      endpoint: https://s3.fr-par-dc1.sovstack.internal\n",
+            "sovstack:customer.audit.endpoint",
+            "s3.fr-par-dc1.sovstack.internal is at operator fr-par-dc1 (Paris, FR, EU), not at the cluster's "
+            "se-sto-dc1: audit records stay where the workloads run",
+        ),
+    ],
+)
+def test_the_audit_bucket_lives_with_the_cluster(
+    tmp_path: Path, example: str, old: str, new: str, path: str, message: str
+) -> None:
+    """Another region inside the policy is still refused, before any resource exists."""
+    from infra.stackfile import SpecError, load_stack
+
+    source = (Path(__file__).resolve().parents[2] / "stacks" / f"Pulumi.{example}.yaml").read_text()
+    assert old in source
+    stack = tmp_path / f"Pulumi.{example}.yaml"
+    stack.write_text(source.replace(old, new))
+    with pytest.raises(SpecError) as refused:
+        load_stack(stack)
+    assert f"{stack}: {path}: {message}" in [p.line() for p in refused.value.problems]
