@@ -23,6 +23,7 @@ from infra.plan import PlanError, PlannedResource, PlanResult, run_plan
 from infra.program import ResidencyRefused, residency_guard
 from infra.residency_check import policy_of
 from infra.stackfile import CUSTOMER_KEY, LoadedStack, load_stack
+from tests.pulumi_mocks import Recorder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("industrial-eu", "gov-fr", "research-se", "airgap-onprem")
@@ -503,21 +504,23 @@ def test_residency_guard_as_a_plain_function() -> None:
         )
 
 
-def test_a_pulumi_new_stack_is_told_how_to_write_its_spec() -> None:
+@pulumi.runtime.test
+def test_a_pulumi_new_stack_is_told_how_to_write_its_spec(mocks: Recorder) -> None:
     """`pulumi new` leaves only the template's answers; the program names the command that writes the spec."""
     from infra.program import SpecRefused, load_spec_from_config
-    from tests.pulumi_mocks import start_mocks
 
-    answers = {
-        "sovstack:customerName": "acme",
-        "sovstack:profile": "eu",
-        "sovstack:provider": "scaleway",
-        "sovstack:region": "fr-par",
-    }
-    for _ in start_mocks(answers):
-        with pytest.raises(SpecRefused) as refused:
-            load_spec_from_config("stacks/Pulumi.acme.yaml")
-        assert str(refused.value) == (
-            "stacks/Pulumi.acme.yaml: config.sovstack:customer: required key is missing; write the spec from "
-            "your `pulumi new` answers with `sovstack new acme --template eu --provider scaleway --region fr-par`"
-        )
+    pulumi.runtime.set_all_config(
+        {
+            "sovstack:customerName": "acme",
+            "sovstack:profile": "eu",
+            "sovstack:provider": "scaleway",
+            "sovstack:region": "fr-par",
+        }
+    )
+    with pytest.raises(SpecRefused) as refused:
+        load_spec_from_config("stacks/Pulumi.acme.yaml")
+    assert str(refused.value) == (
+        "stacks/Pulumi.acme.yaml: config.sovstack:customer: required key is missing; write the spec from "
+        "your `pulumi new` answers with `sovstack new acme --template eu --provider scaleway --region fr-par`"
+    )
+    assert mocks.resources == []
