@@ -38,26 +38,16 @@ def fluent_bit_image(spec: CustomerSpec) -> str:
     return spec.registries.fluent_bit or audit_data().images.fluent_bit.image
 
 
-def gpu_operator_enabled(spec: CustomerSpec) -> bool:
-    from components.build.gpu_cluster import load_cluster_facts
-
-    chosen = spec.cluster.gpu_operator.enabled
-    if chosen is not None:
-        return chosen
-    return load_cluster_facts().gpu_operator.backends[spec.cluster.provider].enabled
-
-
 def gpu_operator_chart(spec: CustomerSpec) -> Chart | None:
     """The GPU Operator chart the stack installs, or None (Scaleway installs its own; see charts.yaml)."""
-    from components.build.gpu_cluster import load_cluster_facts
+    from components.build.gpu_cluster import GpuOperatorOptions, operator_chart_for
 
-    if not gpu_operator_enabled(spec):
-        return None
-    facts = load_cluster_facts().gpu_operator
     chosen = spec.cluster.gpu_operator
-    return Chart(
-        facts.name, chosen.repository or facts.repository, chosen.version or facts.version, facts.namespace
-    )
+    options = GpuOperatorOptions(enabled=chosen.enabled, version=chosen.version, repository=chosen.repository)
+    chart = operator_chart_for(spec.cluster.provider, options)
+    if chart is None:
+        return None
+    return Chart(chart["name"], chart["repository"], chart["version"], chart["namespace"])
 
 
 def audit_endpoint(spec: CustomerSpec) -> str | None:

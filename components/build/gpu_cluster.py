@@ -85,6 +85,8 @@ __all__ = [
     "gpu_operator_namespace",
     "load_cluster_facts",
     "node_labels",
+    "operator_chart_for",
+    "operator_enabled_for",
     "talos_controlplane_patch",
     "talos_gpu_installer",
     "talos_machine_patch",
@@ -121,9 +123,14 @@ class ClusterDescription(BaseModel):
 
 def gpu_operator_enabled(args: GpuClusterArgs) -> bool:
     """The operator setting, or the backend's default from charts.yaml."""
-    if args.gpu_operator.enabled is not None:
-        return args.gpu_operator.enabled
-    return load_cluster_facts().gpu_operator.backends[args.backend].enabled
+    return operator_enabled_for(args.backend, args.gpu_operator)
+
+
+def operator_enabled_for(backend: Backend, options: GpuOperatorOptions) -> bool:
+    """As `gpu_operator_enabled`, from the backend and the operator options alone (no full args)."""
+    if options.enabled is not None:
+        return options.enabled
+    return load_cluster_facts().gpu_operator.backends[backend].enabled
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -138,15 +145,21 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def gpu_operator_chart(args: GpuClusterArgs) -> dict[str, Any] | None:
     """The Helm chart to install (name, repository, version, namespace, values), or None."""
-    if not gpu_operator_enabled(args):
+    return operator_chart_for(args.backend, args.gpu_operator)
+
+
+def operator_chart_for(backend: Backend, options: GpuOperatorOptions) -> dict[str, Any] | None:
+    """As `gpu_operator_chart`, from the backend and the operator options alone: the residency check
+    reads the chart's repository before any cluster args exist."""
+    if not operator_enabled_for(backend, options):
         return None
     facts = load_cluster_facts().gpu_operator
     return {
         "name": facts.name,
-        "repository": args.gpu_operator.repository or facts.repository,
-        "version": args.gpu_operator.version or facts.version,
+        "repository": options.repository or facts.repository,
+        "version": options.version or facts.version,
         "namespace": facts.namespace,
-        "values": _merge(facts.backends[args.backend].values, args.gpu_operator.extra_values),
+        "values": _merge(facts.backends[backend].values, options.extra_values),
     }
 
 
