@@ -119,29 +119,12 @@ class Composition:
         elif c.provider == "scaleway":
             options["scaleway"] = ScalewayOptions()
         if c.ovh is not None:
-            options["ovh"] = OvhOptions(
-                service_name=c.ovh.service_name,
-                plan=c.ovh.plan,
-                vlan_id=c.ovh.vlan_id,
-                subnet_cidr=c.ovh.subnet_cidr,
-                api_server_allowed_cidrs=c.ovh.api_server_allowed_cidrs,
-            )
+            options["ovh"] = OvhOptions(**c.ovh.model_dump())
         if c.talos is not None:
             options["talos"] = TalosOptions(
                 cluster_endpoint=c.talos.cluster_endpoint,
                 talos_version=c.talos.talos_version,
-                machines=tuple(
-                    TalosMachine(
-                        name=m.name,
-                        address=m.address,
-                        role=m.role,
-                        zone=m.zone,
-                        pool=m.pool,
-                        gpu_type=m.gpu_type,
-                        gpu_count=m.gpu_count,
-                    )
-                    for m in c.talos.machines
-                ),
+                machines=tuple(TalosMachine(**m.model_dump()) for m in c.talos.machines),
                 audit_policy=build_audit_policy(self.namespaces.all()),
             )
         if c.provider == "existing":
@@ -156,32 +139,12 @@ class Composition:
             region=c.location,
             kubernetes_version=c.kubernetes_version,
             residency_profile=self.spec.residency.label,
-            system_pool=SystemPoolArgs(
-                node_type=c.system_pool.node_type,
-                min_nodes=c.system_pool.min_nodes,
-                max_nodes=c.system_pool.max_nodes,
-                zones=c.system_pool.zones,
-            )
-            if c.system_pool
-            else None,
-            gpu_pools=tuple(
-                GpuPoolArgs(
-                    name=p.name,
-                    gpu_type=p.gpu_type,
-                    node_type=p.node_type,
-                    gpus_per_node=p.gpus_per_node,
-                    min_nodes=p.min_nodes,
-                    max_nodes=p.max_nodes,
-                    zones=p.zones,
-                )
-                for p in c.gpu_pools
-            ),
+            # The spec's pools, machines and options carry the args' own field names: a field added to
+            # one side only fails loudly here (extra="forbid") rather than being dropped.
+            system_pool=SystemPoolArgs(**c.system_pool.model_dump()) if c.system_pool else None,
+            gpu_pools=tuple(GpuPoolArgs(**p.model_dump()) for p in c.gpu_pools),
             protect=c.protect,
-            gpu_operator=GpuOperatorOptions(
-                enabled=c.gpu_operator.enabled,
-                version=c.gpu_operator.version,
-                repository=c.gpu_operator.repository,
-            ),
+            gpu_operator=GpuOperatorOptions(**c.gpu_operator.model_dump()),
             **options,
         )
 
