@@ -26,6 +26,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"sovstack {version('sovstack')}")
+        except PackageNotFoundError:
+            typer.echo("sovstack (not installed)")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Sovereign AI hosting stacks: validate, plan, render and report, per customer."""
+
+
 StackArg = Annotated[str, typer.Argument(help="Stack name under stacks/ or a path to a stack file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 

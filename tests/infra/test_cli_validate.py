@@ -506,3 +506,15 @@ def test_validate_does_not_import_pulumi() -> None:
     result = run(sys.executable, "-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "no pulumi"
+
+
+def test_version_option() -> None:
+    from importlib.metadata import version
+
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"sovstack {version('sovstack')}\n"
