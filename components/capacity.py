@@ -155,7 +155,7 @@ class GpuInfo(_Catalog):
         return round(self.memory_gb * GB)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
 

@@ -13,6 +13,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from components.kube import load_yaml
+
 DATA_DIR = Path(__file__).parent / "data"
 
 Jurisdiction = Literal["EU", "EEA", "CH", "UK", "other"]
@@ -195,7 +197,7 @@ def _read(path: Path, model: type[_File]) -> _File:
     """One catalog file, validated; any problem raises CatalogError naming the file and the field."""
     try:
         with path.open(encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = load_yaml(handle)
     except (OSError, yaml.YAMLError) as err:
         raise CatalogError(f"invalid catalog data ({path}): {err}") from None
     try:

@@ -148,12 +148,17 @@ def checkov_skip_annotations(workload: str) -> dict[str, str]:
 
 @cache
 def _checkov_skips() -> dict[str, Any]:
-    import yaml
-
     path = Path(__file__).parent / "data" / "checkov-skips.yaml"
     with path.open(encoding="utf-8") as handle:
-        data: dict[str, Any] = yaml.safe_load(handle)
+        data: dict[str, Any] = load_yaml(handle)
     return data
+
+
+def load_yaml(stream: Any) -> Any:
+    """Safe-load YAML (a string or an open file) through libyaml's C parser when PyYAML has it."""
+    import yaml
+
+    return yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def to_yaml(value: Any, *, sort_keys: bool = False) -> str:

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from components.catalog import Catalog, CatalogError, Jurisdiction, Region, load_catalog
-from components.kube import image_is_pinned, image_registry, image_repository
+from components.kube import image_is_pinned, image_registry, image_repository, load_yaml
 
 POLICIES_FILE = Path(__file__).parent / "data" / "policies.yaml"
 EU_EEA: tuple[Jurisdiction, ...] = ("EU", "EEA")
@@ -112,7 +111,7 @@ class Finding(BaseModel):
 @cache
 def load_profiles() -> dict[str, ResidencyPolicy]:
     with POLICIES_FILE.open(encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle)
+        raw = load_yaml(handle)
     return {name: ResidencyPolicy.model_validate(body) for name, body in raw["profiles"].items()}
 
 

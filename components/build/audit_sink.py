@@ -18,7 +18,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from components.kube import (
@@ -28,6 +27,7 @@ from components.kube import (
     dns_name,
     image_is_pinned,
     is_dns_label,
+    load_yaml,
     restricted_container_security_context,
     restricted_pod_security_context,
     standard_labels,
@@ -75,7 +75,7 @@ class _AuditData(BaseModel):
 def audit_data() -> _AuditData:
     """The image defaults of `components/data/audit.yaml`, validated once."""
     with DATA_FILE.open(encoding="utf-8") as handle:
-        return _AuditData.model_validate(yaml.safe_load(handle))
+        return _AuditData.model_validate(load_yaml(handle))
 
 
 class AuditSinkArgs(BaseModel):

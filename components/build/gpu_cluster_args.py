@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.capacity import get_gpu
 from components.catalog import Catalog, CatalogError, Region, load_catalog, provider_for_backend
-from components.kube import image_is_pinned, is_dns_label
+from components.kube import image_is_pinned, is_dns_label, load_yaml
 
 FACTS_FILE = Path(__file__).parent.parent / "data" / "charts.yaml"
 Backend = Literal["scaleway", "ovh", "talos", "existing"]
@@ -82,7 +81,7 @@ class ClusterFacts(_Fact):
 def load_cluster_facts() -> ClusterFacts:
     """charts.yaml, read and validated once."""
     with FACTS_FILE.open(encoding="utf-8") as handle:
-        return ClusterFacts.model_validate(yaml.safe_load(handle))
+        return ClusterFacts.model_validate(load_yaml(handle))
 
 
 # -------------------------------------------------------------------------------------------- args

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -25,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.kube import image_is_pinned, is_dns_label
+from components.kube import image_is_pinned, is_dns_label, load_yaml
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "serving.yaml"
 
@@ -154,7 +153,7 @@ class ServingDefaults(_Data):
 def serving_defaults() -> ServingDefaults:
     """Load and validate `components/data/serving.yaml` once."""
     with DATA_FILE.open(encoding="utf-8") as handle:
-        return ServingDefaults.model_validate(yaml.safe_load(handle))
+        return ServingDefaults.model_validate(load_yaml(handle))
 
 
 # ------------------------------------------------------------------------------------------- validators
