@@ -79,3 +79,15 @@ def minio_client_image(spec: CustomerSpec) -> str:
     from components.build.audit_sink import audit_data
 
     return spec.registries.minio_client or audit_data().images.mc.image
+
+
+def talos_installer_image(spec: CustomerSpec) -> str:
+    """The image GPU workers install Talos from: the spec's mirror, else the Image Factory's (charts.yaml)."""
+    from components.build.gpu_cluster import load_cluster_facts
+
+    talos = spec.cluster.talos
+    assert talos is not None
+    if talos.installer_image:
+        return talos.installer_image
+    template = load_cluster_facts().talos.factory_installer
+    return template.format(schematic="<schematic-id>", version=talos.talos_version)

@@ -32,6 +32,8 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
     for i, pool in enumerate(cluster.gpu_pools):
         for j, zone in enumerate(pool.zones):
             findings.append(engine.zone(f"{p}.gpuPools[{i}].zones[{j}]", provider, cluster.location, zone))
+    if cluster.talos is not None and any(m.pool for m in cluster.talos.machines):
+        findings += engine.image(f"{p}.talos.installerImage", defaults.talos_installer_image(spec))
     chart = defaults.gpu_operator_chart(spec)
     if chart is not None:
         findings.append(engine.chart_repository(f"{p}.gpuOperator.repository", chart.repository))

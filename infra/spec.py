@@ -133,6 +133,12 @@ class MachineSpec(SpecModel):
 class TalosOptions(SpecModel):
     cluster_endpoint: str = Field(description="https://VIP:6443, the control plane's private endpoint.")
     talos_version: str = Field(default="v1.11.5", description="Talos Linux version of the machine configs.")
+    installer_image: str | None = Field(
+        default=None,
+        description="Talos installer with the NVIDIA extensions, from your mirror, pinned by digest. If "
+        "omitted, GPU workers install from Sidero Labs' Image Factory (factory.talos.dev), which the "
+        "residency rules check like any other registry.",
+    )
     machines: tuple[MachineSpec, ...] = Field(min_length=1, description="The machines of the site to use.")
 
 

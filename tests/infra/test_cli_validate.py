@@ -518,3 +518,23 @@ def test_version_option() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output == f"sovstack {version('sovstack')}\n"
+
+
+def test_talos_gpu_installer_from_the_image_factory_is_refused_under_se_sovereign(tmp_path: Path) -> None:
+    """Without a mirrored installer, GPU workers would install from factory.talos.dev: out of bounds."""
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+
+    source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.research-se.yaml").read_text()
+    stack = tmp_path / "Pulumi.research-se.yaml"
+    lines = [line for line in source.splitlines(keepends=True) if "installerImage:" not in line]
+    stack.write_text("".join(lines))
+    result = CliRunner().invoke(app, ["validate", str(stack)])
+    assert result.exit_code == 1
+    path = f"{stack}: sovstack:customer.cluster.talos.installerImage"
+    assert (
+        f"{path}: [FAIL] image.registry: registry factory.talos.dev is not allowed; allowed: "
+        in result.output
+    )
+    assert f"{path}: [FAIL] image.pinned: not pinned" in result.output
