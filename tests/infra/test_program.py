@@ -54,7 +54,7 @@ CLUSTER_RESOURCES: dict[str, set[tuple[str, str]]] = {
     },
     "research-se": {
         ("talos:machine/secrets:Secrets", "secrets"),
-        ("talos:imageFactory/schematic:Schematic", "schematic"),
+        # No Image Factory schematic: the GPU installer comes from the Stockholm mirror.
         *{("talos:machine/configurationApply:ConfigurationApply", f"apply-cp-{i}") for i in (1, 2, 3)},
         # The GPU pool: one configured worker per machine of pool `hgx`.
         *{("talos:machine/configurationApply:ConfigurationApply", f"apply-gpu-{i}") for i in (1, 2)},
