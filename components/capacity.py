@@ -17,11 +17,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.kube import is_dns_label
+from components.kube import is_dns_label, load_yaml
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -155,28 +154,9 @@ class GpuInfo(_Catalog):
         return round(self.memory_gb * GB)
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise ValueError(
-                f"duplicate key {key!r} in {node.start_mark.name} line {key_node.start_mark.line + 1}"
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
 def _read_catalog(filename: str, top_key: str) -> dict[str, dict[str, Any]]:
     with (DATA_DIR / filename).open(encoding="utf-8") as handle:
-        document = yaml.load(handle, Loader=_UniqueKeyLoader)
+        document = load_yaml(handle, unique_keys=True)
     entries = document[top_key]
     return {key: {"id": key, **fields} for key, fields in entries.items()}
 

@@ -154,11 +154,48 @@ def _checkov_skips() -> dict[str, Any]:
     return data
 
 
-def load_yaml(stream: Any) -> Any:
-    """Safe-load YAML (a string or an open file) through libyaml's C parser when PyYAML has it."""
+def load_yaml(stream: Any, *, unique_keys: bool = False) -> Any:
+    """Safe-load YAML (a string or an open file) through libyaml's C parser when PyYAML has it.
+
+    `unique_keys` refuses a mapping that repeats a key, which PyYAML otherwise resolves silently by
+    keeping the last: in a stack file, the first of two `gpuOperator:` blocks would simply vanish.
+    """
     import yaml
 
-    return yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    loader = _unique_key_loader() if unique_keys else getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(stream, Loader=loader)
+
+
+@cache
+def _unique_key_loader() -> Any:
+    import yaml
+
+    class DuplicateKeyError(yaml.constructor.ConstructorError, ValueError):
+        """A mapping repeats a key (a YAML error that is also a ValueError)."""
+
+    class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
+
+    def construct_mapping(loader: Any, node: Any) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # an unhashable key: construct_mapping reports it
+            if duplicate:
+                raise DuplicateKeyError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return loader.construct_mapping(node)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return UniqueKeyLoader
 
 
 def to_yaml(value: Any, *, sort_keys: bool = False) -> str:

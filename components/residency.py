@@ -283,12 +283,13 @@ class Engine:
         reasons = "; ".join(f.reason for f in place if not f.passed) or f"{what} is in {region.describe()}"
         return [self._finding("storage.location", path, region_code, ok, reasons, region.source)]
 
-    def image(self, path: str, image: str) -> list[Finding]:
+    def registry(self, path: str, image: str) -> Finding:
+        """Only where an image (or an image repository a chart pulls from) comes from."""
         allowed = self.policy.allowed_registries
         registry = image_registry(image)
         repository = image_repository(image)
         ok = any(registry == a or repository.startswith(a.rstrip("/") + "/") for a in allowed)
-        registry_finding = self._finding(
+        return self._finding(
             "image.registry",
             path,
             image,
@@ -297,6 +298,9 @@ class Engine:
             if ok
             else f"registry {registry} is not allowed; allowed: {', '.join(allowed) or 'none'}",
         )
+
+    def image(self, path: str, image: str) -> list[Finding]:
+        registry_finding = self.registry(path, image)
         pinned = image_is_pinned(image)
         pinned_finding = self._finding(
             "image.pinned",

@@ -6,6 +6,7 @@ Defaults come from the components' data files; this module only decides which ap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from components.catalog import load_catalog, provider_for_backend
 from components.residency import ResidencyPolicy
@@ -40,11 +41,9 @@ def fluent_bit_image(spec: CustomerSpec) -> str:
 
 def gpu_operator_chart(spec: CustomerSpec) -> Chart | None:
     """The GPU Operator chart the stack installs, or None (Scaleway installs its own; see charts.yaml)."""
-    from components.build.gpu_cluster import GpuOperatorOptions, operator_chart_for
+    from components.build.gpu_cluster import operator_chart_for
 
-    chosen = spec.cluster.gpu_operator
-    options = GpuOperatorOptions(enabled=chosen.enabled, version=chosen.version, repository=chosen.repository)
-    chart = operator_chart_for(spec.cluster.provider, options)
+    chart = operator_chart_for(spec.cluster.provider, gpu_operator_options(spec))
     if chart is None:
         return None
     return Chart(chart["name"], chart["repository"], chart["version"], chart["namespace"])
@@ -91,3 +90,15 @@ def talos_installer_image(spec: CustomerSpec) -> str:
         return talos.installer_image
     template = load_cluster_facts().talos.factory_installer
     return template.format(schematic="<schematic-id>", version=talos.talos_version)
+
+
+def gpu_operator_options(spec: CustomerSpec) -> Any:
+    from components.build.gpu_cluster import GpuOperatorOptions
+
+    return GpuOperatorOptions(**spec.cluster.gpu_operator.model_dump())
+
+
+def gpu_operator_image_registries(spec: CustomerSpec) -> tuple[str, ...]:
+    from components.build.gpu_cluster import operator_image_registries
+
+    return operator_image_registries(gpu_operator_options(spec))

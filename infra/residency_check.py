@@ -37,6 +37,8 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
     chart = defaults.gpu_operator_chart(spec)
     if chart is not None:
         findings.append(engine.chart_repository(f"{p}.gpuOperator.repository", chart.repository))
+        for registry in defaults.gpu_operator_image_registries(spec):
+            findings.append(engine.registry(f"{p}.gpuOperator.imageRepository", registry))
 
     # Audit trail: where the bucket lives, how long it keeps, the shipper's image.
     a = f"{PREFIX}.audit"

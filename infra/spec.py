@@ -161,6 +161,11 @@ class GpuOperatorSpec(SpecModel):
         default=None, description="Chart version; the catalog's pinned one if omitted."
     )
     repository: str | None = Field(default=None, description="Chart repository, e.g. an in-house mirror.")
+    image_repository: str | None = Field(
+        default=None,
+        description="Registry path mirroring NVIDIA's operator images (every image of the chart is pointed "
+        "at it), checked by the registry rules. Default: nvcr.io and registry.k8s.io.",
+    )
 
 
 class ClusterSpec(SpecModel):

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from components.kube import load_yaml
 from components.residency import Finding
 from infra.spec import CustomerSpec
 
@@ -158,14 +159,15 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def _parse_yaml(text: str) -> Any:
-    """libyaml's C parser where PyYAML has it (the same safe subset, several times faster); a document
-    it refuses is parsed again by the Python parser, whose error messages say what it found."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
-        try:
-            return yaml.load(text, Loader=fast)
-        except yaml.YAMLError:
-            pass
+    """libyaml's C parser where PyYAML has it (the same safe subset, several times faster), refusing
+    repeated keys; a document it refuses is parsed again by the Python parser, whose messages say what
+    it found."""
+    try:
+        return load_yaml(text, unique_keys=True)
+    except yaml.constructor.ConstructorError:
+        raise  # a repeated key: already a precise message
+    except yaml.YAMLError:
+        pass
     return yaml.load(text, Loader=yaml.SafeLoader)
 
 

@@ -84,9 +84,11 @@ __all__ = [
     "gpu_operator_enabled",
     "gpu_operator_namespace",
     "load_cluster_facts",
+    "mirrored_image_values",
     "node_labels",
     "operator_chart_for",
     "operator_enabled_for",
+    "operator_image_registries",
     "talos_controlplane_patch",
     "talos_gpu_installer",
     "talos_machine_patch",
@@ -154,13 +156,38 @@ def operator_chart_for(backend: Backend, options: GpuOperatorOptions) -> dict[st
     if not operator_enabled_for(backend, options):
         return None
     facts = load_cluster_facts().gpu_operator
+    values = facts.backends[backend].values
+    if options.image_repository:
+        values = _merge(values, mirrored_image_values(options.image_repository))
     return {
         "name": facts.name,
         "repository": options.repository or facts.repository,
         "version": options.version or facts.version,
         "namespace": facts.namespace,
-        "values": _merge(facts.backends[backend].values, options.extra_values),
+        "values": _merge(values, options.extra_values),
     }
+
+
+def mirrored_image_values(mirror: str) -> dict[str, Any]:
+    """Chart values pointing every operator image at `mirror` (charts.yaml lists the values)."""
+    facts = load_cluster_facts().gpu_operator
+    values: dict[str, Any] = {}
+    paths = [(key, mirror) for key in facts.image_repository_values]
+    paths.append((facts.nfd_image_value, f"{mirror}/{facts.nfd_image_name}"))
+    for dotted, value in paths:
+        *parents, leaf = dotted.split(".")
+        node = values
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return values
+
+
+def operator_image_registries(options: GpuOperatorOptions) -> tuple[str, ...]:
+    """Where the operator's own images come from: the mirror, else the chart's defaults."""
+    if options.image_repository:
+        return (options.image_repository,)
+    return load_cluster_facts().gpu_operator.default_image_registries
 
 
 def gpu_operator_namespace(args: GpuClusterArgs) -> Manifest:

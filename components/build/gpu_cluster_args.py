@@ -49,6 +49,11 @@ class GpuOperatorFacts(_Fact):
     namespace: str
     source: str = Field(min_length=3)
     namespace_pod_security: PodSecurityFact = Field(alias="namespacePodSecurity")
+    image_repository_values: tuple[str, ...] = Field(alias="imageRepositoryValues", min_length=1)
+    nfd_image_value: str = Field(alias="nfdImageValue")
+    nfd_image_name: str = Field(alias="nfdImageName")
+    default_image_registries: tuple[str, ...] = Field(alias="defaultImageRegistries", min_length=1)
+    images_source: str = Field(alias="imagesSource", min_length=3)
     backends: dict[Backend, BackendChartValues]
 
 
@@ -243,6 +248,11 @@ class GpuOperatorOptions(_Args):
     repository: str | None = Field(
         default=None,
         description="Chart repository (https); default NVIDIA's. Point it at an in-house mirror.",
+    )
+    image_repository: str | None = Field(
+        default=None,
+        description="Registry path mirroring NVIDIA's operator images (e.g. `harbor.example/mirror/nvidia`): "
+        "every image value of the chart is pointed at it. Default: the chart's own registries (nvcr.io).",
     )
     extra_values: dict[str, Any] = Field(
         default_factory=dict, description="Values merged over the backend's values (e.g. mirrored images)."

@@ -351,3 +351,26 @@ def test_yaml_scalar(value: Any, expected: str) -> None:
 def test_render_is_pure() -> None:
     variables, _ = resolve_variables("airgapped", None, None, [])
     assert render_template("airgapped", "acme", variables) == render_template("airgapped", "acme", variables)
+
+
+@pytest.mark.parametrize("template", ["airgapped", "se-sovereign"])
+def test_talos_stacks_from_templates_mirror_the_operator_and_installer(
+    template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Talos the GPU Operator is installed: its chart and images, and the installer, come from the mirror."""
+    from infra.stackfile import load_stack
+    from infra.validation import validate_stack
+
+    monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(tmp_path))
+    site = "fr-par-dc1" if template == "airgapped" else "se-sto-dc1"
+    result = CliRunner().invoke(
+        app, ["new", "t", "--template", template, "--provider", "talos", "--region", site]
+    )
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "Pulumi.t.yaml"
+    assert validate_stack(str(path)).exit_code == 0
+    cluster = load_stack(path).spec.cluster
+    assert cluster.gpu_operator.image_repository == f"registry.{site}.sovstack.internal/mirror/nvidia"
+    assert cluster.talos is not None
+    assert cluster.talos.installer_image is not None
+    assert cluster.talos.installer_image.startswith(f"registry.{site}.sovstack.internal/mirror/")

@@ -462,3 +462,17 @@ def test_the_audit_bucket_lives_with_the_cluster(
     with pytest.raises(SpecError) as refused:
         load_stack(stack)
     assert f"{stack}: {path}: {message}" in [p.line() for p in refused.value.problems]
+
+
+def test_a_repeated_key_is_refused_not_silently_dropped(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys; a stack file must not lose the first without a word."""
+    from infra.stackfile import SpecError, load_stack
+
+    source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.airgap-onprem.yaml").read_text()
+    stack = tmp_path / "Pulumi.airgap-onprem.yaml"
+    stack.write_text(source.replace("    models:\n", "      gpuOperator: {enabled: false}\n    models:\n", 1))
+    with pytest.raises(SpecError) as refused:
+        load_stack(stack)
+    (problem,) = refused.value.problems
+    assert problem.line().startswith(f"{stack}: YAML syntax error: line ")
+    assert problem.line().endswith(": found duplicate key 'gpuOperator'")
