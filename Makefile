@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TOOLS_VENV ?= .venv-tools
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench integration tools clean
+.PHONY: demo test lint typecheck unit bench integration golden tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ unit: $(STAMP) tools
 	SOVSTACK_CHECKOV=$(abspath $(TOOLS_VENV))/bin/checkov $(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Refresh the committed render snapshots after an intended change; review the diff like code.
+golden: $(STAMP)
+	SOVSTACK_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/infra/test_golden.py
 
 # Needs the Pulumi CLI (skips without it); SOVSTACK_INTEGRATION_STACK=NAME adds a real preview.
 integration: $(STAMP)
