@@ -176,9 +176,10 @@ class ClusterSpec(SpecModel):
     site: str | None = Field(default=None, description="Operator site (talos, existing) from sites.yaml.")
     kubernetes_version: str = Field(
         default="1.31",
-        pattern=r"^1\.(2[8-9]|3[0-7])(\.[0-9]{1,2})?$",
-        description="Kubernetes version, 1.28 to 1.37: a minor (`1.31`) for managed clusters, a patch "
-        "release (`1.32.4`) for Talos, whose control-plane images it names.",
+        pattern=r"^1\.(3[0-7])(\.[0-9]{1,2})?$",
+        description="Kubernetes version, 1.30 to 1.37 (the manifests use the preStop sleep action, on by "
+        "default since 1.30, and are schema-checked per version): a minor (`1.31`) for managed clusters, a "
+        "patch release (`1.32.4`) for Talos, whose control-plane images it names.",
     )
     protect: bool = Field(
         default=True, description="Protect cluster and pools from deletion; false for tests."

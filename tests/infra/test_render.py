@@ -328,3 +328,21 @@ def test_render_does_not_import_pulumi(tmp_path: Path) -> None:
         [os.sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("version", ["1.30", "1.37"])
+def test_manifests_are_valid_across_the_supported_kubernetes_range(version: str) -> None:
+    """The spec accepts 1.30 to 1.37; the builders' output must hold at both ends of that range."""
+    for stack in EXAMPLES:
+        for obj in load_stack(stack).composition.kubernetes_objects():
+            assert_valid(obj, version)
+
+
+def test_kubernetes_older_than_the_supported_range_is_refused(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.gov-fr.yaml"
+    stack.write_text((REPO / "stacks" / "Pulumi.gov-fr.yaml").read_text().replace('"1.31"', '"1.29"'))
+    result = runner.invoke(app, ["validate", str(stack)])
+    assert result.exit_code == 2
+    assert (
+        f"{stack}: sovstack:customer.cluster.kubernetesVersion: String should match pattern" in result.output
+    )
