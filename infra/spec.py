@@ -7,6 +7,7 @@ JSON Schema (`sovstack schema`) that editors complete from. No Pulumi import her
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,8 @@ from pydantic.alias_generators import to_camel
 from components.kube import is_dns_label
 
 Backend = Literal["scaleway", "ovh", "talos", "existing"]
+#: Versions whose schemas the manifests are checked against (tests/infra/test_render.py).
+SUPPORTED_KUBERNETES = re.compile(r"1\.3[0-7](\.[0-9]{1,2})?")
 Dtype = Literal["bf16", "fp16", "fp8", "int4-awq", "int4-gptq"]
 
 
@@ -176,7 +179,6 @@ class ClusterSpec(SpecModel):
     site: str | None = Field(default=None, description="Operator site (talos, existing) from sites.yaml.")
     kubernetes_version: str = Field(
         default="1.31",
-        pattern=r"^1\.(3[0-7])(\.[0-9]{1,2})?$",
         description="Kubernetes version, 1.30 to 1.37 (the manifests use the preStop sleep action, on by "
         "default since 1.30, and are schema-checked per version): a minor (`1.31`) for managed clusters, a "
         "patch release (`1.32.4`) for Talos, whose control-plane images it names.",
@@ -199,6 +201,16 @@ class ClusterSpec(SpecModel):
             raise ValueError(
                 f'write the version in quotes, e.g. "1.31": YAML read this one as the number {value!r} '
                 "(a bare 1.30 even becomes 1.3)"
+            )
+        return value
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _supported_version(cls, value: str) -> str:
+        if not SUPPORTED_KUBERNETES.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not supported: sovstack supports Kubernetes 1.30 to 1.37, as a minor "
+                '("1.31") or, for Talos, a patch release ("1.32.4")'
             )
         return value
 

@@ -344,5 +344,6 @@ def test_kubernetes_older_than_the_supported_range_is_refused(tmp_path: Path) ->
     result = runner.invoke(app, ["validate", str(stack)])
     assert result.exit_code == 2
     assert (
-        f"{stack}: sovstack:customer.cluster.kubernetesVersion: String should match pattern" in result.output
-    )
+        f"{stack}: sovstack:customer.cluster.kubernetesVersion: '1.29' is not supported: sovstack supports "
+        'Kubernetes 1.30 to 1.37, as a minor ("1.31") or, for Talos, a patch release ("1.32.4")'
+    ) in result.output

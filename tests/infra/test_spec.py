@@ -165,7 +165,10 @@ def test_invalid_item_is_not_also_reported_as_too_short() -> None:
 def test_kubernetes_version_range() -> None:
     assert problems_of("gov-fr", lambda c: c["cluster"].update(kubernetesVersion="1.37")) == []
     [problem] = problems_of("gov-fr", lambda c: c["cluster"].update(kubernetesVersion="1.27"))
-    assert problem.startswith("sovstack:customer.cluster.kubernetesVersion: String should match pattern")
+    assert problem == (
+        "sovstack:customer.cluster.kubernetesVersion: '1.27' is not supported: sovstack supports Kubernetes "
+        '1.30 to 1.37, as a minor ("1.31") or, for Talos, a patch release ("1.32.4")'
+    )
 
 
 # --- cross-field checks ---------------------------------------------------------------------------------
