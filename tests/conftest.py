@@ -3,7 +3,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# In CI, property tests explore the same examples on every run: a red build is reproducible, never a
+# roll of the dice. Locally they keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 if TYPE_CHECKING:
     from tests.pulumi_mocks import Recorder
