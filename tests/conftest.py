@@ -1,9 +1,8 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
-
-import os
 
 import pytest
 from hypothesis import settings
