@@ -256,7 +256,7 @@ class Composition:
             residency_profile=spec.residency.label,
             namespaces=ns.all(),
             serving_namespace=ns.serving,
-            ingress_from_namespaces=list(spec.network.gateway_namespaces),
+            ingress_from_namespaces=self._ingress_namespaces(),
             ingress_cidrs=list(spec.network.ingress_cidrs),
             egress=egress,
             allow_kubernetes_api=api,
@@ -267,6 +267,14 @@ class Composition:
             privileged_namespaces=[ns.logs],
             namespace_annotations={POLICY_ANNOTATION: policy_annotation(self.policy)},
         )
+
+    def _ingress_namespaces(self) -> list[str]:
+        """Gateways call the models; Prometheus scrapes /metrics (same port) only where a model asks for it."""
+        network = self.spec.network
+        names = list(network.gateway_namespaces)
+        if any(m.service_monitor for m in self.spec.models):
+            names += [n for n in network.monitoring_namespaces if n not in names]
+        return names
 
     def gpu_ceiling(self) -> int:
         """GPUs the serving namespace may request: every model at its most replicas."""

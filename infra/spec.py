@@ -320,6 +320,11 @@ class NetworkSpec(SpecModel):
     cni: Literal["cilium", "calico", "other"] = Field(default="cilium", description="The cluster's CNI.")
     gateway_namespaces: tuple[str, ...] = Field(default=(), description="Namespaces allowed to call models.")
     ingress_cidrs: tuple[str, ...] = Field(default=(), description="CIDRs allowed to call models directly.")
+    monitoring_namespaces: tuple[str, ...] = Field(
+        default=("monitoring",),
+        description="Namespaces whose Prometheus scrapes the model servers' /metrics; allowed in only when a "
+        "model asks for a ServiceMonitor.",
+    )
     egress: tuple[EgressSpec, ...] = Field(default=(), description="Declared egress destinations.")
     public_endpoint: bool = Field(default=False, description="Allow LoadBalancer/NodePort Services.")
     api_server_cidrs: tuple[str, ...] = Field(

@@ -479,3 +479,26 @@ def test_a_repeated_key_is_refused_not_silently_dropped(tmp_path: Path) -> None:
     (problem,) = refused.value.problems
     assert problem.line().startswith(f"{stack}: YAML syntax error: line ")
     assert problem.line().endswith(": found duplicate key 'gpuOperator'")
+
+
+def test_prometheus_may_scrape_only_when_a_model_asks_for_a_service_monitor() -> None:
+    """A ServiceMonitor without an ingress rule for Prometheus would scrape nothing under default-deny."""
+    from infra.stackfile import load_stack
+
+    def ingress_namespaces(stack: str) -> list[str]:
+        objects = load_stack(stack).composition.kubernetes_objects()
+        (policy,) = [
+            o
+            for o in objects
+            if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "allow-serving-ingress"
+        ]
+        return [
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for peer in policy["spec"]["ingress"][0]["from"]
+        ]
+
+    assert ingress_namespaces("industrial-eu") == [
+        "gateway",
+        "monitoring",
+    ]  # mistral-small has serviceMonitor
+    assert ingress_namespaces("gov-fr") == ["gateway"]  # no ServiceMonitor: Prometheus stays out
