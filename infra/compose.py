@@ -269,9 +269,16 @@ class Composition:
         )
 
     def _ingress_namespaces(self) -> list[str]:
-        """Gateways call the models; Prometheus scrapes /metrics (same port) only where a model asks for it."""
+        """Gateways (declared, or named by a model's route) call the models; Prometheus scrapes /metrics
+        (same port) only where a model asks for it."""
         network = self.spec.network
         names = list(network.gateway_namespaces)
+        # A model's HTTPRoute attaches to a Gateway whose pods must reach it.
+        names += [
+            m.route.gateway_namespace
+            for m in self.spec.models
+            if m.route and m.route.gateway_namespace not in names
+        ]
         if any(m.service_monitor for m in self.spec.models):
             names += [n for n in network.monitoring_namespaces if n not in names]
         return names

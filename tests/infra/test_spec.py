@@ -502,3 +502,30 @@ def test_prometheus_may_scrape_only_when_a_model_asks_for_a_service_monitor() ->
         "monitoring",
     ]  # mistral-small has serviceMonitor
     assert ingress_namespaces("gov-fr") == ["gateway"]  # no ServiceMonitor: Prometheus stays out
+
+
+def test_a_routes_gateway_namespace_is_let_in(tmp_path: Path) -> None:
+    from infra.stackfile import load_stack
+
+    source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
+    route = "        route: {hostname: llm.gouv.example, gatewayName: public, gatewayNamespace: edge}\n"
+    stack = tmp_path / "Pulumi.gov-fr.yaml"
+    stack.write_text(
+        source.replace(
+            "        apiKeySecret: {name: gov-fr-api-key}\n",
+            "        apiKeySecret: {name: gov-fr-api-key}\n" + route,
+            1,
+        )
+    )
+    objects = load_stack(stack).composition.kubernetes_objects()
+    (policy,) = [
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "allow-serving-ingress"
+    ]
+    peers = [
+        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for p in policy["spec"]["ingress"][0]["from"]
+    ]
+    assert peers == ["gateway", "edge"]
+    assert [o["kind"] for o in objects].count("HTTPRoute") == 1
