@@ -28,6 +28,14 @@ def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
     problems += _audit_problems(spec)
     problems += _duplicates(("network", "egress"), [e.name for e in spec.network.egress])
     problems += _egress_declared(spec)
+    if not spec.network.api_server_cidrs:
+        problems.append(
+            (
+                ("network", "apiServerCidrs"),
+                "required: the audit shippers read events and pod metadata from the Kubernetes API, which "
+                "default-deny egress blocks unless its addresses are given",
+            )
+        )
     problems += _policy_problems(spec)
     if not problems:
         problems += capacity_problems(spec)

@@ -529,3 +529,12 @@ def test_a_routes_gateway_namespace_is_let_in(tmp_path: Path) -> None:
     ]
     assert peers == ["gateway", "edge"]
     assert [o["kind"] for o in objects].count("HTTPRoute") == 1
+
+
+def test_the_audit_shippers_need_the_api_servers_address() -> None:
+    """Without it default-deny egress cuts the event shipper off: the audit trail would silently miss events."""
+    problems = problems_of("gov-fr", lambda c: c["network"].pop("apiServerCidrs"))
+    assert problems == [
+        "sovstack:customer.network.apiServerCidrs: required: the audit shippers read events and pod metadata "
+        "from the Kubernetes API, which default-deny egress blocks unless its addresses are given"
+    ]
