@@ -328,7 +328,9 @@ class NetworkSpec(SpecModel):
     egress: tuple[EgressSpec, ...] = Field(default=(), description="Declared egress destinations.")
     public_endpoint: bool = Field(default=False, description="Allow LoadBalancer/NodePort Services.")
     api_server_cidrs: tuple[str, ...] = Field(
-        default=(), description="API server addresses, for the audit shipper's access to events."
+        default=(),
+        description="Required: the Kubernetes API server's addresses (CIDRs), the one egress the audit "
+        "shippers need to read events and pod metadata.",
     )
     cilium_fqdn_policies: bool = Field(default=False, description="Add CiliumNetworkPolicies by DNS name.")
 
