@@ -37,6 +37,7 @@ RULES: dict[str, str] = {
     "egress.destination": "Every declared egress destination is allowed by the policy and located in bounds.",
     "state.backend": "The Pulumi state backend stores state in bounds (no SaaS outside the EU).",
     "secrets.provider": "The Pulumi secrets provider keeps its key in bounds.",
+    "secrets.store": "The store the workloads' Secrets are synced from (External Secrets) is located in bounds.",
     "audit.retention": "Audit logs are retained at least the policy minimum (AI Act Art. 26(6)).",
 }
 

@@ -19,6 +19,12 @@ from components.build.audit_sink import (
     build_audit_policy,
     build_audit_sink,
 )
+from components.build.external_secrets import (
+    ExternalSecretsArgs,
+    SecretToSync,
+    build_external_secrets,
+    default_remote_prefix,
+)
 from components.build.gpu_cluster import (
     ClusterDescription,
     ExistingNode,
@@ -327,6 +333,36 @@ class Composition:
         )
 
     # -- what the stack contains ------------------------------------------------------------
+    @cached_property
+    def external_secrets(self) -> ExternalSecretsArgs | None:
+        """ExternalSecrets for every Secret the workloads reference, when the spec names a store."""
+        wanted = self.spec.secrets.external_secrets
+        if wanted is None:
+            return None
+        spec, ns = self.spec, self.namespaces
+        credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        found: dict[tuple[str, str], tuple[str, ...]] = {}
+        for model in spec.models:
+            key = (ns.serving, model.api_key_secret.name)
+            found[key] = tuple(sorted({*found.get(key, ()), model.api_key_secret.key}))
+            if model.weights.s3 is not None:
+                found[(ns.serving, model.weights.s3.credentials_secret)] = credentials
+        for namespace in (ns.audit, ns.logs):
+            found[(namespace, spec.audit.credentials_secret)] = credentials
+        if self.audit.backend == "minio":
+            found[(ns.audit, spec.audit.minio_admin_secret)] = credentials
+        return ExternalSecretsArgs(
+            customer=spec.name,
+            region=spec.cluster.location,
+            residency_profile=spec.residency.label,
+            store_name=wanted.store,
+            store_kind=wanted.store_kind,
+            remote_prefix=wanted.remote_prefix or default_remote_prefix(spec.name),
+            secrets=tuple(
+                SecretToSync(name=n, namespace=space, keys=keys) for (space, n), keys in found.items()
+            ),
+        )
+
     def kubernetes_objects(self) -> list[Manifest]:
         """Every Kubernetes object of the stack, in a stable order (cluster, network, audit, models).
 
@@ -341,7 +377,11 @@ class Composition:
         objects += build_audit_sink(self.audit)
         for args in self.serving:
             objects += build_model_serving(args)
+        objects += self.external_secret_objects()
         return objects
+
+    def external_secret_objects(self) -> list[Manifest]:
+        return build_external_secrets(self.external_secrets) if self.external_secrets else []
 
     def charts(self) -> list[dict[str, Any]]:
         chart = self.cluster_description.gpu_operator_chart

@@ -21,7 +21,14 @@ from infra.stackfile import LoadedStack
 
 TEMPLATES = Path(__file__).with_name("templates")
 #: Kinds whose schema kubernetes-validate does not ship: listed as unchecked in every report.
-CUSTOM_KINDS = ("Application", "CiliumNetworkPolicy", "HTTPRoute", "ScaledObject", "ServiceMonitor")
+CUSTOM_KINDS = (
+    "Application",
+    "CiliumNetworkPolicy",
+    "ExternalSecret",
+    "HTTPRoute",
+    "ScaledObject",
+    "ServiceMonitor",
+)
 
 
 def build_report(

@@ -73,6 +73,15 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
     for i, egress in enumerate(spec.network.egress):
         findings += engine.egress(f"{PREFIX}.network.egress[{i}].host", egress.host)
 
+    external = spec.secrets.external_secrets
+    if external is not None:
+        findings += engine.located(
+            f"{PREFIX}.secrets.externalSecrets.storeEndpoint",
+            external.store_endpoint,
+            "secret store",
+            rule="secrets.store",
+        )
+
     s = f"{PREFIX}.state"
     findings += engine.state_backend(f"{s}.backendUrl", spec.state.backend_url)
     findings += engine.secrets_provider(

@@ -369,6 +369,32 @@ class RegistriesSpec(SpecModel):
     )
 
 
+class ExternalSecretsSpec(SpecModel):
+    store: str = Field(
+        description="Name of the ClusterSecretStore (External Secrets Operator) holding the values."
+    )
+    store_kind: Literal["ClusterSecretStore", "SecretStore"] = Field(
+        default="ClusterSecretStore", description="Kind of the store."
+    )
+    store_endpoint: str = Field(
+        pattern=r"^https://",
+        description="Address of the backend the store reads (e.g. the in-region Vault), checked like any "
+        "other endpoint by the residency rules.",
+    )
+    remote_prefix: str | None = Field(
+        default=None,
+        description="Path of the values in the store: `<prefix>/<secret name>`; sovstack/<name>.",
+    )
+
+
+class SecretsSpec(SpecModel):
+    external_secrets: ExternalSecretsSpec | None = Field(
+        default=None,
+        description="Create the Secrets the workloads reference (API keys, S3 credentials) from an in-region "
+        "store with External Secrets; omit to create them yourself.",
+    )
+
+
 class StateSpec(SpecModel):
     backend_url: str = Field(
         description="Pulumi state backend: s3://bucket?endpoint=...&region=... or file://"
@@ -389,6 +415,9 @@ class CustomerSpec(SpecModel):
     audit: AuditSpec = Field(description="The write-once audit trail.")
     registries: RegistriesSpec = Field(default_factory=RegistriesSpec, description="Default images.")
     state: StateSpec = Field(description="Pulumi state backend and secrets provider.")
+    secrets: SecretsSpec = Field(
+        default_factory=SecretsSpec, description="Where the workloads' Secrets come from."
+    )
 
     @property
     def serving_namespace(self) -> str:

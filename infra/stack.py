@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 
 from components.audit_sink import AuditSink
+from components.external_secrets import ExternalSecrets
 from components.gpu_cluster import GpuCluster
 from components.kube import dns_name
 from components.model_serving import ModelServing
@@ -60,6 +61,17 @@ class SovereignStack(pulumi.ComponentResource):
             )
             for args in composition.serving
         }
+        # The Secrets the workloads reference, created from the in-region store (when the spec names one).
+        self.external_secrets = (
+            ExternalSecrets(
+                dns_name(spec.name, "secrets"),
+                composition.external_secrets,
+                provider=provider,
+                opts=after_network,
+            )
+            if composition.external_secrets
+            else None
+        )
         self.register_outputs(self.stack_outputs())
 
     def stack_outputs(self) -> dict[str, Any]:

@@ -435,6 +435,25 @@ CASES: list[Case] = [
         "default keeps the key with a non-EU provider; use passphrase or hashivault in bounds",
     ),
     (
+        "secret-store-in-bounds",
+        lambda: FR.located(
+            "p", "https://vault.fr-par-dc1.sovstack.internal:8200", "secret store", rule="secrets.store"
+        ),
+        "secrets.store",
+        True,
+        "secret store vault.fr-par-dc1.sovstack.internal is vault in operator fr-par-dc1 (Paris, FR, EU)",
+    ),
+    (
+        "secret-store-out-of-bounds",
+        lambda: FR.located(
+            "p", "https://vault.se-sto-dc1.sovstack.internal:8200", "secret store", rule="secrets.store"
+        ),
+        "secrets.store",
+        False,
+        "secret store vault.se-sto-dc1.sovstack.internal operator se-sto-dc1 (Stockholm, SE, EU) is in SE; "
+        "policy allows FR",
+    ),
+    (
         "retention-enough",
         lambda: [FR.retention("p", 365)],
         "audit.retention",
