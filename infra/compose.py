@@ -195,23 +195,11 @@ class Composition:
             weights = PvcWeights(claim_name=model.weights.pvc.claim_name)
         extra: dict[str, Any] = {}
         if model.autoscaling is not None:
-            a = model.autoscaling
-            extra["autoscaling"] = Autoscaling(
-                min_replicas=a.min_replicas,
-                max_replicas=a.max_replicas,
-                queue_target=a.queue_target,
-                prometheus_address=a.prometheus_address,
-            )
+            extra["autoscaling"] = Autoscaling(**model.autoscaling.model_dump())
         else:
             extra["replicas"] = model.replicas
         if model.route is not None:
-            r = model.route
-            extra["route"] = Route(
-                gateway_name=r.gateway_name,
-                gateway_namespace=r.gateway_namespace,
-                section_name=r.section_name,
-                hostname=r.hostname,
-            )
+            extra["route"] = Route(**model.route.model_dump())
         return ModelServingArgs(
             customer=spec.name,
             model_name=model.name,

@@ -538,3 +538,32 @@ def test_the_audit_shippers_need_the_api_servers_address() -> None:
         "sovstack:customer.network.apiServerCidrs: required: the audit shippers read events and pod metadata "
         "from the Kubernetes API, which default-deny egress blocks unless its addresses are given"
     ]
+
+
+def test_a_models_autoscaling_becomes_a_scaled_object_and_leaves_replicas_to_it(tmp_path: Path) -> None:
+    from infra.stackfile import load_stack
+
+    source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
+    scaling = "        autoscaling: {minReplicas: 1, maxReplicas: 3, queueTarget: 4}\n"
+    stack = tmp_path / "Pulumi.gov-fr.yaml"
+    stack.write_text(
+        source.replace(
+            "        apiKeySecret: {name: gov-fr-api-key}\n",
+            "        apiKeySecret: {name: gov-fr-api-key}\n" + scaling,
+            1,
+        )
+    )
+    composition = load_stack(stack).composition
+    objects = composition.kubernetes_objects()
+    (scaled,) = [o for o in objects if o["kind"] == "ScaledObject"]
+    assert scaled["metadata"]["name"] == "gov-fr-mistral-7b"
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (1, 3)
+    (deployment,) = [
+        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "gov-fr-mistral-7b"
+    ]
+    assert "replicas" not in deployment["spec"]  # KEDA owns the replica count
+    # The quota leaves room for the most replicas KEDA may start: 3 x TP 2, plus mistral-nemo's.
+    assert (
+        composition.gpu_ceiling()
+        == 3 * composition.serving[0].tensor_parallel_size + composition.serving[1].tensor_parallel_size
+    )
