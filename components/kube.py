@@ -131,12 +131,6 @@ def image_repository(image: str) -> str:
     return f"{registry}/{path}"
 
 
-def object_key(obj: Manifest) -> tuple[str, str, str]:
-    """(namespace or '', kind, name): how an object is identified across render and plan."""
-    meta = obj.get("metadata", {})
-    return (meta.get("namespace", ""), obj["kind"], meta["name"])
-
-
 def checkov_skip_annotations(workload: str) -> dict[str, str]:
     """`checkov.io/skipN` annotations for a workload listed in data/checkov-skips.yaml (else none)."""
     entries = _checkov_skips()["workloads"].get(workload, {})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
-
 from components.catalog import provider_for_backend
 from components.residency import Engine, Finding, ResidencyPolicy, resolve_policy
 from infra import defaults
@@ -100,7 +98,3 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(key)
             out.append(f)
     return out
-
-
-def endpoint_host(url: str) -> str:
-    return urlparse(url).hostname or url
