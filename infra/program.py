@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 
 from components.residency import Engine, ResidencyPolicy, failures, resource_location_findings
-from infra.residency_check import evaluate, policy_of
+from infra.residency_check import evaluate
 from infra.spec import CustomerSpec
 from infra.stackfile import CUSTOMER_KEY, Problem, SpecError, format_loc, parse_spec
 
@@ -86,12 +86,12 @@ def main() -> None:
     if broken:
         lines = "\n".join(f.line(file) for f in broken)
         raise ResidencyRefused(f"{len(broken)} residency rule(s) broken; nothing was registered:\n{lines}")
-    from infra.checks import composition_problems
+    from infra.checks import build_composition
 
-    problems = [Problem(file, format_loc(loc), msg) for loc, msg in composition_problems(spec)]
-    if problems:
-        raise SpecRefused(str(SpecError(problems)))
-    pulumi.runtime.register_stack_transformation(residency_guard(policy_of(spec)))
+    refusals, composition = build_composition(spec)
+    if refusals:
+        raise SpecRefused(str(SpecError([Problem(file, format_loc(loc), msg) for loc, msg in refusals])))
+    pulumi.runtime.register_stack_transformation(residency_guard(composition.policy))
 
     from infra.stack import SovereignStack
 
@@ -104,6 +104,8 @@ def main() -> None:
             raise SpecRefused(
                 f"{file}: config.{key}: required for an existing cluster; set it with `pulumi config set --secret {key} < kubeconfig`"
             )
-    sovereign = SovereignStack(spec.name, spec, findings=findings, kubeconfig=kubeconfig)
+    sovereign = SovereignStack(
+        spec.name, spec, findings=findings, kubeconfig=kubeconfig, composition=composition
+    )
     for key, value in sovereign.stack_outputs().items():
         pulumi.export(key, value)

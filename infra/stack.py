@@ -34,9 +34,11 @@ class SovereignStack(pulumi.ComponentResource):
         *,
         findings: list[Finding],
         kubeconfig: pulumi.Input[str] | None = None,
+        composition: Composition | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        composition = Composition(spec)
+        # The program passes the composition its checks already built; standalone use composes here.
+        composition = composition or Composition(spec)
         composition.kubernetes_objects()  # every builder runs (and refuses) before the first registration
         super().__init__(TYPE_TOKEN, name, None, opts)
         self.spec = spec
