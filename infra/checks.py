@@ -252,11 +252,12 @@ def _audit_endpoint_at_cluster(spec: CustomerSpec, endpoint: str) -> Iterator[Sp
     except ValueError:
         return  # reported by _egress_declared
     catalog = load_catalog()
-    cluster_provider = provider_for_backend(spec.cluster.provider)
-    if (cluster_provider, spec.cluster.location) not in {(r.provider, r.code) for r in catalog.regions}:
+    try:
+        cluster_region = catalog.region(provider_for_backend(spec.cluster.provider), spec.cluster.location)
+    except CatalogError:
         return  # an unknown region or site is reported on cluster.region or cluster.site
     found = catalog.locate(host)
-    if found is not None and found[0].code != spec.cluster.location:
+    if found is not None and found[0] != cluster_region:
         yield (
             ("audit", "endpoint"),
             f"{host} is at {found[0].describe()}, not at the cluster's {spec.cluster.location}: "
