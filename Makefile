@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TOOLS_VENV ?= .venv-tools
 STAMP := $(VENV)/.installed
+# sovstack/ links components/, infra/ and policies/: lint them once, through their own folders.
+PY_SOURCES := sovstack/__init__.py components infra policies tests benchmarks toolchain
 
 .PHONY: demo test lint typecheck unit bench integration golden tools clean
 
@@ -28,11 +30,11 @@ demo: $(STAMP)
 	@echo "Rendered manifests, Argo CD applications and the residency report are in build/demo/industrial-eu"
 
 lint: $(STAMP)
-	$(BIN)/ruff check components infra policies tests benchmarks
-	$(BIN)/ruff format --check components infra policies tests benchmarks
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy components infra
+	$(BIN)/mypy sovstack
 
 unit: $(STAMP) tools
 	SOVSTACK_CHECKOV=$(abspath $(TOOLS_VENV))/bin/checkov $(BIN)/pytest -q

@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from infra.newstack import (
+from sovstack.infra.newstack import (
     TEMPLATE_SUFFIX,
     NewStackError,
     check_stack_file,

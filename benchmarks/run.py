@@ -57,8 +57,9 @@ _PLAN_FLEET = """
 import json, sys, time, warnings
 warnings.simplefilter("ignore")
 from pathlib import Path
-from infra.plan import run_plan
-from infra.stackfile import list_stacks, load_stack
+from sovstack.infra.plan import run_plan
+from sovstack.infra.pipeline import load_stack
+from sovstack.infra.stackfile import list_stacks
 resources = 0
 stacks = list_stacks(Path(sys.argv[1]))
 start = time.perf_counter()
@@ -71,8 +72,9 @@ print(json.dumps({"stacks": len(stacks), "resources": resources, "loop_seconds":
 _RENDER_INPROC = """
 import json, sys, time
 from pathlib import Path
-from infra.render import render_files
-from infra.stackfile import list_stacks, load_stack
+from sovstack.infra.render import render_files
+from sovstack.infra.pipeline import load_stack
+from sovstack.infra.stackfile import list_stacks
 objects = 0
 stacks = list_stacks(Path(sys.argv[1]))
 start = time.perf_counter()

@@ -7,13 +7,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes
 
-from components.build.audit_sink import (
+from sovstack.components.builders.audit_sink import (
     AuditSinkArgs,
     build_audit_bucket,
     build_audit_sink,
     validate_audit_sink_args,
 )
-from components.kubernetes_objects import register_objects
+from sovstack.components.kubernetes_objects import register_objects
 
 
 class AuditSink(pulumi.ComponentResource):

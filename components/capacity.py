@@ -20,7 +20,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.kube import is_dns_label, load_yaml
+from sovstack.components.kube import is_dns_label, load_yaml
 
 DATA_DIR = Path(__file__).parent / "data"
 

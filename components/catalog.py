@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from components.kube import load_yaml
+from sovstack.components.kube import load_yaml
 
 DATA_DIR = Path(__file__).parent / "data"
 

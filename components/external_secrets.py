@@ -1,6 +1,6 @@
 """`ExternalSecrets`: the Secrets workloads reference, synced from an in-region store (Pulumi shell).
 
-The builder (`components/build/external_secrets.py`) writes one ExternalSecret per Secret; this
+The builder (`components/builders/external_secrets.py`) writes one ExternalSecret per Secret; this
 component registers them under itself with the cluster's Kubernetes provider.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes
 
-from components.build.external_secrets import ExternalSecretsArgs, build_external_secrets
-from components.kubernetes_objects import register_objects
+from sovstack.components.builders.external_secrets import ExternalSecretsArgs, build_external_secrets
+from sovstack.components.kubernetes_objects import register_objects
 
 TYPE_TOKEN = "sovstack:secrets:ExternalSecrets"
 

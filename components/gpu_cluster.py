@@ -1,6 +1,6 @@
 """GpuCluster: a region-bound Kubernetes cluster with GPU pools on Scaleway, OVHcloud, Talos or an existing cluster.
 
-The pure builder (`components/build/gpu_cluster.py`) validates the args and describes every resource with
+The pure builder (`components/builders/gpu_cluster.py`) validates the args and describes every resource with
 its logical name and static inputs; this shell registers exactly those, adding the references between them.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.build.gpu_cluster import (
+from sovstack.components.builders.gpu_cluster import (
     ClusterDescription,
     GpuClusterArgs,
     TalosMachine,
@@ -22,8 +22,8 @@ from components.build.gpu_cluster import (
     talos_gpu_installer,
     talos_machine_patch,
 )
-from components.kube import dns_name
-from components.kubernetes_objects import register_objects
+from sovstack.components.kube import dns_name
+from sovstack.components.kubernetes_objects import register_objects
 
 TYPE_TOKEN = "sovstack:cluster:GpuCluster"
 

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_kubernetes
 from pulumi_kubernetes import _utilities as k8s_utilities
 
-from components.kube import Manifest
+from sovstack.components.kube import Manifest
 
 
 def resource_token(obj: Mapping[str, object]) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes
 
-from components.build.model_serving import ModelServingArgs, build_model_serving, service_url
-from components.kubernetes_objects import register_objects
+from sovstack.components.builders.model_serving import ModelServingArgs, build_model_serving, service_url
+from sovstack.components.kubernetes_objects import register_objects
 
 __all__ = ["ModelServing", "ModelServingArgs"]
 

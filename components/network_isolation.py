@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes
 
-from components.build.network_isolation import NetworkIsolationArgs, build_network_isolation
-from components.kubernetes_objects import register_objects
+from sovstack.components.builders.network_isolation import NetworkIsolationArgs, build_network_isolation
+from sovstack.components.kubernetes_objects import register_objects
 
 
 class NetworkIsolation(pulumi.ComponentResource):

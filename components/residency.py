@@ -8,6 +8,7 @@ walks a whole customer spec through them (infra/residency_check.py). No Pulumi i
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -16,10 +17,13 @@ from urllib.parse import parse_qs, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from components.catalog import Catalog, CatalogError, Jurisdiction, Region, load_catalog
-from components.kube import image_is_pinned, image_registry, image_repository, load_yaml
+from sovstack.components.catalog import Catalog, CatalogError, Jurisdiction, Region, load_catalog
+from sovstack.components.kube import image_is_pinned, image_registry, image_repository, load_yaml
 
 POLICIES_FILE = Path(__file__).parent / "data" / "policies.yaml"
+#: The resolved residency policy, as JSON, on every namespace sovstack owns, so an auditor reading the
+#: cluster sees which policy the stack was checked against.
+POLICY_ANNOTATION = "sovstack.io/residency-policy"
 EU_EEA: tuple[Jurisdiction, ...] = ("EU", "EEA")
 
 #: Every rule the engine knows, with what it guarantees. docs/residency.md lists the same table.
@@ -438,6 +442,12 @@ class Engine:
             f"audit logs kept {days} days; policy minimum is {minimum} days",
             "EU AI Act Art. 26(6) and Art. 19 (at least six months)",
         )
+
+
+def policy_annotation(policy: ResidencyPolicy) -> str:
+    """The policy as compact, sorted JSON (the value of POLICY_ANNOTATION)."""
+    body = policy.model_dump(mode="json", by_alias=True, exclude={"description", "source"})
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
 def failures(findings: Iterable[Finding]) -> list[Finding]:

@@ -1,17 +1,23 @@
 """Cross-field checks of a customer spec against the catalogs: what pydantic alone cannot see.
 
 Each problem is `(loc, message)`, loc being the path inside `sovstack:customer` as a tuple.
-Residency (is this place allowed?) is separate: see infra/residency_check.py.
+Residency (is this place allowed?) is separate: see infra/residency_check.py. In the pipeline this
+module stands after parsing and before composition: it imports neither.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from urllib.parse import urlparse
 
-from components.catalog import CatalogError, Region, load_catalog, provider_for_backend
-from infra.spec import CustomerSpec
+from pydantic import ValidationError
+
+from sovstack.components.capacity import get_gpu
+from sovstack.components.catalog import CatalogError, Region, load_catalog, provider_for_backend
+from sovstack.components.residency import PolicyError, load_profiles
+from sovstack.infra.lookups import audit_backend, model_info, plan_model, policy_of
+from sovstack.infra.spec import CustomerSpec
 
 Loc = tuple[int | str, ...]
 SpecProblem = tuple[Loc, str]
@@ -44,9 +50,6 @@ def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
 
 def _policy_problems(spec: CustomerSpec) -> list[SpecProblem]:
     """The residency policy must resolve (known profile, valid overrides) before anything is composed."""
-    from components.residency import PolicyError, load_profiles
-    from infra.residency_check import policy_of
-
     try:
         policy_of(spec)
     except PolicyError as err:
@@ -63,8 +66,6 @@ def _policy_problems(spec: CustomerSpec) -> list[SpecProblem]:
 
 def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:
     """Object-storage endpoints the stack talks to must be declared egress, or the network policy blocks them."""
-    from urllib.parse import urlparse
-
     declared = {e.host for e in spec.network.egress}
     endpoints: list[tuple[Loc, str]] = [
         (("models", i, "weights", "s3", "endpoint"), model.weights.s3.endpoint)
@@ -219,7 +220,7 @@ def _model_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
 
 def _audit_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
     audit, backend = spec.audit, spec.cluster.provider
-    chosen = audit.backend or _default_audit_backend(backend)
+    chosen = audit_backend(spec)
     if chosen in ("scaleway", "ovh") and chosen != backend:
         yield (
             ("audit", "backend"),
@@ -245,8 +246,6 @@ def _audit_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
 
 def _audit_endpoint_at_cluster(spec: CustomerSpec, endpoint: str) -> Iterator[SpecProblem]:
     """An operator's S3 endpoint must be one the catalog places at the cluster's own site or region."""
-    from urllib.parse import urlparse
-
     try:
         host = urlparse(endpoint).hostname or ""
     except ValueError:
@@ -265,47 +264,8 @@ def _audit_endpoint_at_cluster(spec: CustomerSpec, endpoint: str) -> Iterator[Sp
         )
 
 
-def _default_audit_backend(cluster_backend: str) -> str:
-    return cluster_backend if cluster_backend in ("scaleway", "ovh") else "minio"
-
-
-def audit_backend(spec: CustomerSpec) -> str:
-    return spec.audit.backend or _default_audit_backend(spec.cluster.provider)
-
-
-def model_info(spec: CustomerSpec, index: int) -> Any:
-    """The catalog or custom figures of `spec.models[index]` (raises KeyError/ValidationError)."""
-    from components.capacity import custom_model, get_model
-
-    model = spec.models[index]
-    if model.custom is not None:
-        return custom_model(model.name, model.custom)
-    assert model.model is not None
-    return get_model(model.model)
-
-
-def plan_model(model: Any, pool: Any, info: Any, gpu: Any) -> Any:
-    """The capacity plan of one model on its pool: the one call validation and composition share."""
-    from components.capacity import plan_capacity
-
-    return plan_capacity(
-        info,
-        gpu,
-        dtype=model.dtype,
-        max_model_len=model.max_model_len,
-        concurrency=model.concurrency,
-        gpus_per_node=pool.gpus_per_node,
-        gpu_memory_utilization=model.gpu_memory_utilization,
-        tensor_parallel_size=model.tensor_parallel_size,
-    )
-
-
 def capacity_problems(spec: CustomerSpec) -> list[SpecProblem]:
     """Each model must fit its pool's GPUs (with the planner's numbers), and each pool must hold its models."""
-    from pydantic import ValidationError
-
-    from components.capacity import get_gpu
-
     pools = {p.name: p for p in spec.cluster.gpu_pools}
     problems: list[SpecProblem] = []
     gpus_used: Counter[str] = Counter()
@@ -369,51 +329,3 @@ def capacity_problems(spec: CustomerSpec) -> list[SpecProblem]:
                 )
             )
     return problems
-
-
-def _to_spec_path(component_path: str) -> Loc:
-    """`gpu_pools[0].zones[1]` (component args) to ('cluster', 'gpuPools', 0, 'zones', 1) (spec)."""
-    import re
-
-    from pydantic.alias_generators import to_camel
-
-    loc: list[int | str] = ["cluster"]
-    for part in component_path.split("."):
-        match = re.fullmatch(r"([a-z_0-9]+)((?:\[\d+\])*)", part)
-        if match is None:
-            loc.append(part)
-            continue
-        loc.append(to_camel(match.group(1)))
-        loc += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
-    return tuple(loc)
-
-
-def composition_problems(spec: CustomerSpec) -> list[SpecProblem]:
-    """Build every component's args and manifests: whatever a component refuses, refused here first."""
-    return build_composition(spec)[0]
-
-
-def build_composition(spec: CustomerSpec) -> tuple[list[SpecProblem], Any]:
-    """The composition of a stack with every manifest built, or the problems that refused it."""
-    from pydantic import ValidationError
-
-    from components.build.gpu_cluster import ClusterArgsError
-    from infra.compose import compose
-
-    composition = compose(spec)
-    try:
-        composition.kubernetes_objects()
-    except ClusterArgsError as err:
-        path, _, message = str(err).partition(": ")
-        return [(_to_spec_path(path), message)], None
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        field = f" field {where}" if where else ""
-        message = first["msg"].removeprefix("Value error, ")
-        return [
-            ((), f"the {err.title} component refuses this stack ({field.strip() or 'its args'}): {message}")
-        ], None
-    except ValueError as err:
-        return [((), str(err))], None
-    return [], composition

@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from infra.stackfile import Problem, SpecError
+from sovstack.infra.stackfile import Problem, SpecError
 
 EXIT_OK, EXIT_RESIDENCY, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -71,7 +71,7 @@ def validate(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list passing findings.")] = False,
 ) -> None:
     """Check stacks against the spec, the catalogs and their residency policy."""
-    from infra.validation import validate_stack
+    from sovstack.infra.validation import validate_stack
 
     results = [validate_stack(ref) for ref in stacks]
     code = max(r.exit_code for r in results)
@@ -105,7 +105,7 @@ def regions(
     as_json: JsonOpt = False,
 ) -> None:
     """List the regions and sites of the catalog, optionally filtered."""
-    from components.catalog import load_catalog
+    from sovstack.components.catalog import load_catalog
 
     catalog = load_catalog()
     if provider is not None and provider not in catalog.providers:
@@ -160,7 +160,7 @@ def regions(
 @app.command()
 def schema() -> None:
     """Print the customer spec's JSON Schema (point your editor's YAML plugin at it)."""
-    from infra.spec import CustomerSpec
+    from sovstack.infra.spec import CustomerSpec
 
     document = CustomerSpec.model_json_schema(by_alias=True)
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -180,7 +180,7 @@ def capacity(
     as_json: JsonOpt = False,
 ) -> None:
     """Does MODEL fit GPU? The smallest tensor-parallel size, with the arithmetic."""
-    from components.capacity import format_plan, get_gpu, get_model, plan_capacity
+    from sovstack.components.capacity import format_plan, get_gpu, get_model, plan_capacity
 
     try:
         plan = plan_capacity(
@@ -208,13 +208,13 @@ def capacity(
 @app.command()
 def plan(stack: StackArg, as_json: JsonOpt = False) -> None:
     """Run the Pulumi program under the mock engine, offline: every resource `pulumi up` would register."""
-    from infra.stackfile import load_stack
+    from sovstack.infra.pipeline import load_stack
 
     try:
         loaded = load_stack(stack)
     except SpecError as err:
         _fail_spec(err, as_json)
-    from infra.plan import PlanError, format_plan, run_plan
+    from sovstack.infra.plan import PlanError, format_plan, run_plan
 
     try:
         result = run_plan(loaded)
@@ -244,7 +244,7 @@ def render(
     revision: Annotated[str, typer.Option(help="Git revision Argo CD tracks.")] = "main",
 ) -> None:
     """Write plain manifests, Argo CD applications and the residency report for GitOps."""
-    import infra.render as render_mod
+    import sovstack.infra.render as render_mod
 
     if all_stacks == (stack is not None):
         typer.echo("render: give either STACK or --all", err=True)
@@ -262,8 +262,8 @@ def report(
     format: Annotated[str, typer.Option("--format", help="md, json or html.")] = "md",
 ) -> None:
     """Print the residency report of a stack: every finding and where everything lives."""
-    from infra.report import build_report, render_report
-    from infra.stackfile import load_stack
+    from sovstack.infra.pipeline import load_stack
+    from sovstack.infra.report import build_report, render_report
 
     if format not in ("md", "json", "html"):
         typer.echo(f"--format: {format!r} is not one of md, json, html", err=True)
@@ -290,7 +290,7 @@ def new(
     ] = None,
 ) -> None:
     """Create stacks/Pulumi.NAME.yaml from a template, validated before it is written."""
-    from infra.newstack import NewStackError, create_stack
+    from sovstack.infra.newstack import NewStackError, create_stack
 
     try:
         path = create_stack(name, template, provider=provider, region=region, values=set_values or [])

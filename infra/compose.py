@@ -7,25 +7,29 @@ Helm charts, cloud resources) without importing Pulumi.
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlparse
 
-from components.build.audit_sink import (
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
+
+from sovstack.components.builders.audit_sink import (
     AuditSinkArgs,
     build_audit_bucket,
     build_audit_policy,
     build_audit_sink,
 )
-from components.build.external_secrets import (
+from sovstack.components.builders.external_secrets import (
     ExternalSecretsArgs,
     SecretToSync,
     build_external_secrets,
     default_remote_prefix,
 )
-from components.build.gpu_cluster import (
+from sovstack.components.builders.gpu_cluster import (
+    ClusterArgsError,
     ClusterDescription,
     ExistingNode,
     ExistingOptions,
@@ -39,7 +43,7 @@ from components.build.gpu_cluster import (
     TalosOptions,
     describe_cluster,
 )
-from components.build.model_serving import (
+from sovstack.components.builders.model_serving import (
     Autoscaling,
     ModelServingArgs,
     PvcWeights,
@@ -49,29 +53,22 @@ from components.build.model_serving import (
     build_model_serving,
     service_url,
 )
-from components.build.network_isolation import (
+from sovstack.components.builders.network_isolation import (
     EgressDestination,
     KubernetesApiAccess,
     NetworkIsolationArgs,
     build_network_isolation,
 )
-from components.capacity import get_gpu
-from components.catalog import load_catalog
-from components.kube import Manifest
-from components.residency import ResidencyPolicy
-from infra import defaults
-from infra.checks import audit_backend, model_info, plan_model
-from infra.residency_check import policy_of
-from infra.spec import CustomerSpec, ModelSpec
+from sovstack.components.capacity import get_gpu
+from sovstack.components.catalog import load_catalog
+from sovstack.components.kube import Manifest
+from sovstack.components.residency import POLICY_ANNOTATION, ResidencyPolicy, policy_annotation
+from sovstack.infra import defaults
+from sovstack.infra.lookups import audit_backend, model_info, plan_model, policy_of
+from sovstack.infra.spec import CustomerSpec, GpuPoolSpec, ModelSpec
 
-#: The resolved residency policy, as JSON, on every namespace sovstack owns: the CrossGuard pack and
-#: auditors read it from the cluster or the preview.
-POLICY_ANNOTATION = "sovstack.io/residency-policy"
-
-
-def policy_annotation(policy: ResidencyPolicy) -> str:
-    body = policy.model_dump(mode="json", by_alias=True, exclude={"description", "source"})
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+Loc = tuple[int | str, ...]
+SpecProblem = tuple[Loc, str]
 
 
 @dataclass(frozen=True)
@@ -169,7 +166,7 @@ class Composition:
             raise ValueError(f"models[{index}]: {model.name} does not fit pool {pool.name}")
         return int(plan.tensor_parallel_size)
 
-    def _pool(self, model: ModelSpec) -> Any:
+    def _pool(self, model: ModelSpec) -> GpuPoolSpec:
         return next(p for p in self.spec.cluster.gpu_pools if p.name == model.pool)
 
     @cached_property
@@ -389,3 +386,42 @@ class Composition:
 
 def compose(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> Composition:
     return Composition(spec, policy)
+
+
+def _to_spec_path(component_path: str) -> Loc:
+    """`gpu_pools[0].zones[1]` (component args) to ('cluster', 'gpuPools', 0, 'zones', 1) (spec)."""
+    loc: list[int | str] = ["cluster"]
+    for part in component_path.split("."):
+        match = re.fullmatch(r"([a-z_0-9]+)((?:\[\d+\])*)", part)
+        if match is None:
+            loc.append(part)
+            continue
+        loc.append(to_camel(match.group(1)))
+        loc += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
+    return tuple(loc)
+
+
+def build_composition(spec: CustomerSpec) -> tuple[list[SpecProblem], Composition | None]:
+    """The composition of a stack with every manifest built, or the problems that refused it."""
+    composition = compose(spec)
+    try:
+        composition.kubernetes_objects()
+    except ClusterArgsError as err:
+        path, _, message = str(err).partition(": ")
+        return [(_to_spec_path(path), message)], None
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        field = f" field {where}" if where else ""
+        message = first["msg"].removeprefix("Value error, ")
+        return [
+            ((), f"the {err.title} component refuses this stack ({field.strip() or 'its args'}): {message}")
+        ], None
+    except ValueError as err:
+        return [((), str(err))], None
+    return [], composition
+
+
+def composition_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    """Build every component's args and manifests: whatever a component refuses, refused here first."""
+    return build_composition(spec)[0]

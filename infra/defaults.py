@@ -6,11 +6,18 @@ Defaults come from the components' data files; this module only decides which ap
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from components.catalog import load_catalog, provider_for_backend
-from components.residency import ResidencyPolicy
-from infra.spec import CustomerSpec, ModelSpec
+from sovstack.components.builders.audit_sink import audit_data
+from sovstack.components.builders.gpu_cluster import (
+    GpuOperatorOptions,
+    load_cluster_facts,
+    operator_chart_for,
+    operator_image_registries,
+)
+from sovstack.components.builders.model_serving import serving_defaults
+from sovstack.components.catalog import load_catalog, provider_for_backend
+from sovstack.components.residency import ResidencyPolicy
+from sovstack.infra.spec import CustomerSpec, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -22,27 +29,19 @@ class Chart:
 
 
 def vllm_image(spec: CustomerSpec, model: ModelSpec) -> str:
-    from components.build.model_serving import serving_defaults
-
     return model.image or spec.registries.vllm or serving_defaults().vllm.image
 
 
 def weights_fetcher_image(spec: CustomerSpec) -> str:
-    from components.build.model_serving import serving_defaults
-
     return spec.registries.weights_fetcher or serving_defaults().fetcher.image
 
 
 def fluent_bit_image(spec: CustomerSpec) -> str:
-    from components.build.audit_sink import audit_data
-
     return spec.registries.fluent_bit or audit_data().images.fluent_bit.image
 
 
 def gpu_operator_chart(spec: CustomerSpec) -> Chart | None:
     """The GPU Operator chart the stack installs, or None (Scaleway installs its own; see charts.yaml)."""
-    from components.build.gpu_cluster import operator_chart_for
-
     chart = operator_chart_for(spec.cluster.provider, gpu_operator_options(spec))
     if chart is None:
         return None
@@ -75,15 +74,11 @@ def audit_retention_days(spec: CustomerSpec, policy: ResidencyPolicy) -> int:
 
 
 def minio_client_image(spec: CustomerSpec) -> str:
-    from components.build.audit_sink import audit_data
-
     return spec.registries.minio_client or audit_data().images.mc.image
 
 
 def talos_installer_image(spec: CustomerSpec) -> str:
     """The image GPU workers install Talos from: the spec's mirror, else the Image Factory's (charts.yaml)."""
-    from components.build.gpu_cluster import load_cluster_facts
-
     talos = spec.cluster.talos
     assert talos is not None
     if talos.installer_image:
@@ -92,13 +87,9 @@ def talos_installer_image(spec: CustomerSpec) -> str:
     return template.format(schematic="<schematic-id>", version=talos.talos_version)
 
 
-def gpu_operator_options(spec: CustomerSpec) -> Any:
-    from components.build.gpu_cluster import GpuOperatorOptions
-
+def gpu_operator_options(spec: CustomerSpec) -> GpuOperatorOptions:
     return GpuOperatorOptions(**spec.cluster.gpu_operator.model_dump())
 
 
 def gpu_operator_image_registries(spec: CustomerSpec) -> tuple[str, ...]:
-    from components.build.gpu_cluster import operator_image_registries
-
     return operator_image_registries(gpu_operator_options(spec))

@@ -22,8 +22,12 @@ from typing import Any, NoReturn
 import jinja2
 import yaml
 
-from components.kube import is_dns_label
-from infra.stackfile import REPO_ROOT, Problem, SpecError, format_loc, load_stack, stacks_dir
+from sovstack.components.catalog import load_catalog
+from sovstack.components.kube import is_dns_label
+from sovstack.components.residency import PolicyError
+from sovstack.infra.pipeline import load_stack
+from sovstack.infra.residency_check import evaluate
+from sovstack.infra.stackfile import REPO_ROOT, Problem, SpecError, format_loc, stacks_dir
 
 EXIT_RESIDENCY, EXIT_INVALID = 1, 2
 TEMPLATE_SUFFIX = ".yaml.j2"
@@ -86,8 +90,6 @@ def yaml_scalar(value: Any) -> str:
 
 def node_type(provider: str, gpu: str, gpus: int) -> str:
     """The catalog's instance type (Scaleway) or flavor (OVHcloud) with `gpus` x `gpu`."""
-    from components.catalog import load_catalog
-
     catalog = load_catalog()
     known = catalog.providers.get(provider)
     if known is None:
@@ -203,9 +205,6 @@ def _command(name: str, template: str, chosen: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------ checking
 def check_stack_file(path: Path, target: Path) -> None:
     """Every check `sovstack validate` runs, on `path`; problems are reported against `target`."""
-    from components.residency import PolicyError
-    from infra.residency_check import evaluate
-
     file = str(target)
     try:
         loaded = load_stack(path)

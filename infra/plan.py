@@ -18,7 +18,9 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.stackfile import CUSTOMER_KEY, LoadedStack
+from sovstack.infra.pipeline import LoadedStack
+from sovstack.infra.program import STACK_FILE_KEY, ProgramError
+from sovstack.infra.stackfile import CUSTOMER_KEY
 
 PROGRAM = Path(__file__).with_name("__main__.py")
 SECRET = "[secret]"
@@ -159,8 +161,6 @@ class _Monitor(pulumi_mocks.MockMonitor):
 
 def stack_config(loaded: LoadedStack) -> tuple[dict[str, str], list[str], list[str]]:
     """Config for the mock engine: values as Pulumi passes them; secure values become `[secret]`."""
-    from infra.program import STACK_FILE_KEY
-
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in loaded.config.items():
@@ -186,8 +186,6 @@ def stack_config(loaded: LoadedStack) -> tuple[dict[str, str], list[str], list[s
 
 def run_plan(loaded: LoadedStack) -> PlanResult:
     """Run infra/__main__.py for `loaded` under mocks; PlanError when the program refuses it."""
-    from infra.program import ProgramError
-
     config, secret_keys, placeholders = stack_config(loaded)
     loop = asyncio.new_event_loop()
     # A refused program leaves registrations pending; their noise is not the user's business.

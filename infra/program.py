@@ -11,10 +11,13 @@ from typing import Any
 
 import pulumi
 
-from components.residency import Engine, ResidencyPolicy, failures, resource_location_findings
-from infra.residency_check import evaluate
-from infra.spec import CustomerSpec
-from infra.stackfile import CUSTOMER_KEY, Problem, SpecError, format_loc, parse_spec
+from sovstack.components.residency import Engine, ResidencyPolicy, failures, resource_location_findings
+from sovstack.infra.checks import semantic_problems
+from sovstack.infra.compose import build_composition
+from sovstack.infra.residency_check import evaluate
+from sovstack.infra.spec import CustomerSpec
+from sovstack.infra.stack import SovereignStack
+from sovstack.infra.stackfile import CUSTOMER_KEY, Problem, SpecError, format_loc, parse_spec
 
 #: Config key `sovstack plan` sets to the stack file it loaded (messages name it); unset under `pulumi up`.
 STACK_FILE_KEY = "sovstack:stackFile"
@@ -35,8 +38,6 @@ class ResidencyRefused(ProgramError):
 
 
 def load_spec_from_config(file: str) -> CustomerSpec:
-    from infra.checks import semantic_problems
-
     config = pulumi.Config("sovstack")
     raw = config.get_object("customer")
     if raw is None:
@@ -86,14 +87,10 @@ def main() -> None:
     if broken:
         lines = "\n".join(f.line(file) for f in broken)
         raise ResidencyRefused(f"{len(broken)} residency rule(s) broken; nothing was registered:\n{lines}")
-    from infra.checks import build_composition
-
     refusals, composition = build_composition(spec)
-    if refusals:
+    if refusals or composition is None:
         raise SpecRefused(str(SpecError([Problem(file, format_loc(loc), msg) for loc, msg in refusals])))
     pulumi.runtime.register_stack_transformation(residency_guard(composition.policy))
-
-    from infra.stack import SovereignStack
 
     kubeconfig = None
     if spec.cluster.provider == "existing":

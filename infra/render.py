@@ -21,12 +21,13 @@ from typing import Any
 
 import yaml
 
-from components.kube import Manifest, standard_labels
-from components.residency import Finding
-from infra.compose import Composition
-from infra.report import build_report, render_report
-from infra.residency_check import evaluate
-from infra.stackfile import LoadedStack, SpecError, list_stacks, load_stack, stack_name
+from sovstack.components.kube import Manifest, standard_labels
+from sovstack.components.residency import Finding
+from sovstack.infra.compose import Composition
+from sovstack.infra.pipeline import LoadedStack, load_stack
+from sovstack.infra.report import build_report, render_report
+from sovstack.infra.residency_check import evaluate
+from sovstack.infra.stackfile import SpecError, list_stacks, stack_name
 
 MARKER = ".sovstack-render"
 CLUSTER_DIR = "_cluster"

@@ -11,13 +11,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from components.catalog import load_catalog, provider_for_backend
-from components.residency import Finding
-from infra import defaults
-from infra.checks import audit_backend
-from infra.compose import Composition
-from infra.residency_check import evaluate
-from infra.stackfile import LoadedStack
+from sovstack.components.catalog import load_catalog, provider_for_backend
+from sovstack.components.residency import Finding
+from sovstack.infra import defaults
+from sovstack.infra.compose import Composition
+from sovstack.infra.lookups import audit_backend
+from sovstack.infra.pipeline import LoadedStack
+from sovstack.infra.residency_check import evaluate
 
 TEMPLATES = Path(__file__).with_name("templates")
 #: Kinds whose schema kubernetes-validate does not ship: listed as unchecked in every report.

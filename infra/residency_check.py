@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from components.catalog import provider_for_backend
-from components.residency import Engine, Finding, ResidencyPolicy, resolve_policy
-from infra import defaults
-from infra.checks import audit_backend
-from infra.spec import CustomerSpec
+from sovstack.components.catalog import provider_for_backend
+from sovstack.components.residency import Engine, Finding, ResidencyPolicy
+from sovstack.infra import defaults
+from sovstack.infra.lookups import audit_backend, policy_of
+from sovstack.infra.spec import CustomerSpec
 
 PREFIX = "sovstack:customer"
-
-
-def policy_of(spec: CustomerSpec) -> ResidencyPolicy:
-    r = spec.residency
-    return resolve_policy(profile=r.profile, overrides=r.overrides or None, policy=r.policy)
 
 
 def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[Finding]:

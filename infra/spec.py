@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.kube import is_dns_label
+from sovstack.components.kube import is_dns_label
 
 Backend = Literal["scaleway", "ovh", "talos", "existing"]
 #: Versions whose schemas the manifests are checked against (tests/infra/test_render.py).

@@ -11,15 +11,15 @@ from typing import Any
 
 import pulumi
 
-from components.audit_sink import AuditSink
-from components.external_secrets import ExternalSecrets
-from components.gpu_cluster import GpuCluster
-from components.kube import dns_name
-from components.model_serving import ModelServing
-from components.network_isolation import NetworkIsolation
-from components.residency import Finding
-from infra.compose import Composition
-from infra.spec import CustomerSpec
+from sovstack.components.audit_sink import AuditSink
+from sovstack.components.external_secrets import ExternalSecrets
+from sovstack.components.gpu_cluster import GpuCluster
+from sovstack.components.kube import dns_name
+from sovstack.components.model_serving import ModelServing
+from sovstack.components.network_isolation import NetworkIsolation
+from sovstack.components.residency import Finding
+from sovstack.infra.compose import Composition
+from sovstack.infra.spec import CustomerSpec
 
 TYPE_TOKEN = "sovstack:stack:SovereignStack"
 

@@ -14,9 +14,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from components.kube import load_yaml
-from components.residency import Finding
-from infra.spec import CustomerSpec
+from sovstack.components.kube import load_yaml
+from sovstack.infra.spec import CustomerSpec
 
 CUSTOMER_KEY = "sovstack:customer"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,18 +44,6 @@ class SpecError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(p.line() for p in self.problems)
-
-
-@dataclass(frozen=True)
-class LoadedStack:
-    name: str
-    path: Path
-    config: dict[str, Any]
-    spec: CustomerSpec
-    #: Residency findings, when the policy resolved (computed once, reused by every command).
-    findings: tuple[Finding, ...] | None = None
-    #: The composed components (infra.compose.Composition), for a stack inside its policy.
-    composition: Any = None
 
 
 def stacks_dir() -> Path:
@@ -185,36 +172,3 @@ def parse_spec(config: dict[str, Any], file: str) -> CustomerSpec:
         raise SpecError(problems) from None
     except RecursionError:
         raise SpecError([Problem(file, CUSTOMER_KEY, "nested too deeply")]) from None
-
-
-def load_stack(ref: str | Path) -> LoadedStack:
-    """Read, parse and check a stack's spec (catalog, capacity, component args).
-
-    Residency is evaluated separately by the caller (exit 1, not 2). Component args are only built
-    for a stack inside its policy, so a value both rules refuse (a short retention) reports as the
-    residency finding it is.
-    """
-    from infra.checks import build_composition, semantic_problems
-
-    path = resolve(ref) if isinstance(ref, str) else ref
-    config = read_config(path)
-    spec = parse_spec(config, str(path))
-    problems = semantic_problems(spec)
-    findings, composition = None, None
-    if not problems:
-        findings = _findings(spec)
-        if findings is not None and all(f.passed for f in findings):
-            problems, composition = build_composition(spec)
-    if problems:
-        raise SpecError([Problem(str(path), format_loc(loc), msg) for loc, msg in problems])
-    return LoadedStack(stack_name(path), path, config, spec, findings, composition)
-
-
-def _findings(spec: CustomerSpec) -> tuple[Finding, ...] | None:
-    from components.residency import PolicyError
-    from infra.residency_check import evaluate
-
-    try:
-        return tuple(evaluate(spec))
-    except PolicyError:
-        return None  # reported by the caller with its path

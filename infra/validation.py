@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.residency import Finding, PolicyError
-from infra.stackfile import Problem, SpecError, format_loc, parse_spec, read_config, resolve
+from sovstack.components.residency import Finding, PolicyError
+from sovstack.infra.checks import semantic_problems
+from sovstack.infra.compose import composition_problems
+from sovstack.infra.residency_check import evaluate
+from sovstack.infra.stackfile import Problem, SpecError, format_loc, parse_spec, read_config, resolve
 
 EXIT_OK, EXIT_RESIDENCY, EXIT_INVALID = 0, 1, 2
 
@@ -44,9 +47,6 @@ def validate_stack(ref: str) -> ValidationResult:
     (retention below the minimum), and the rule's finding names the spec path where the component
     error cannot.
     """
-    from infra.checks import composition_problems, semantic_problems
-    from infra.residency_check import evaluate
-
     path = resolve(ref)
     file = str(path)
     try:

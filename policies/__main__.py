@@ -6,7 +6,7 @@ import this module (tests use `policies.rules`).
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
-from policies.rules import POLICIES
+from sovstack.policies.rules import POLICIES
 
 PolicyPack(
     name="sovstack-residency",

@@ -24,9 +24,10 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from components.catalog import CatalogError
-from components.kube import GPU_RESOURCE, GPU_TAINT, LABEL_REGION
-from components.residency import (
+from sovstack.components.catalog import CatalogError
+from sovstack.components.kube import GPU_RESOURCE, GPU_TAINT, LABEL_REGION
+from sovstack.components.residency import (
+    POLICY_ANNOTATION,
     Engine,
     PolicyError,
     ResidencyPolicy,
@@ -34,7 +35,6 @@ from components.residency import (
     resolve_policy,
     resource_location_findings,
 )
-from infra.compose import POLICY_ANNOTATION
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 SERVICE = "kubernetes:core/v1:Service"

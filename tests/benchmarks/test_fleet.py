@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from benchmarks.fleet import Customer, generate_fleet, plan_fleet, stack_text, template_places
-from infra.newstack import list_templates, render_template, resolve_variables
-from infra.validation import validate_stack
+from sovstack.infra.newstack import list_templates, render_template, resolve_variables
+from sovstack.infra.validation import validate_stack
 
 CUSTOMER_KEY = "sovstack:customer"
 

@@ -6,8 +6,8 @@ import pulumi
 import pytest
 import yaml
 
-from components.audit_sink import AuditSink
-from components.build.audit_sink import (
+from sovstack.components.audit_sink import AuditSink
+from sovstack.components.builders.audit_sink import (
     AuditSinkArgs,
     audit_data,
     build_audit_bucket,
@@ -15,7 +15,7 @@ from components.build.audit_sink import (
     build_audit_sink,
     build_fluent_bit_config,
 )
-from components.kube import image_is_pinned
+from sovstack.components.kube import image_is_pinned
 from tests.k8s_schema import assert_valid
 from tests.pulumi_mocks import Recorder
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from pydantic.alias_generators import to_snake
 
-from components import capacity
-from components.capacity import (
+from sovstack.components import capacity
+from sovstack.components.capacity import (
     ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN,
     DEFAULT_MAX_NUM_BATCHED_TOKENS,
     RUNTIME_RESERVE_BYTES,
@@ -28,7 +28,7 @@ from components.capacity import (
     tensor_parallel_is_valid,
     weight_bytes,
 )
-from components.kube import is_dns_label
+from sovstack.components.kube import is_dns_label
 
 GIB = 2**30
 MISTRAL_7B = "mistral-7b-instruct-v0-3"

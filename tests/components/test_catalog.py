@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.capacity import load_gpus
-from components.catalog import (
+from sovstack.components.capacity import load_gpus
+from sovstack.components.catalog import (
     DATA_DIR,
     OPERATOR,
     Catalog,

@@ -6,8 +6,12 @@ import pulumi
 import pulumi_kubernetes
 import pytest
 
-from components.build.external_secrets import ExternalSecretsArgs, SecretToSync, build_external_secrets
-from components.external_secrets import ExternalSecrets
+from sovstack.components.builders.external_secrets import (
+    ExternalSecretsArgs,
+    SecretToSync,
+    build_external_secrets,
+)
+from sovstack.components.external_secrets import ExternalSecrets
 from tests.pulumi_mocks import Recorder
 
 ARGS = ExternalSecretsArgs(

@@ -14,8 +14,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.build.gpu_cluster import ClusterArgsError, GpuClusterArgs
-from components.gpu_cluster import GpuCluster
+from sovstack.components.builders.gpu_cluster import ClusterArgsError, GpuClusterArgs
+from sovstack.components.gpu_cluster import GpuCluster
 from tests.components.test_gpu_cluster_builder import H100_POOL, existing, ovh, scaleway, talos
 from tests.pulumi_mocks import FAKE_KUBECONFIG, Recorder
 

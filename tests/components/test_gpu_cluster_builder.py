@@ -9,7 +9,7 @@ import pydantic
 import pytest
 import yaml
 
-from components.build.gpu_cluster import (
+from sovstack.components.builders.gpu_cluster import (
     ClusterArgsError,
     GpuClusterArgs,
     describe_cluster,

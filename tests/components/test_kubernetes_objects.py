@@ -3,8 +3,8 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.kube import dns_name, image_is_pinned, image_registry, image_repository, is_dns_label
-from components.kubernetes_objects import logical_name, register_objects, resource_token
+from sovstack.components.kube import dns_name, image_is_pinned, image_registry, image_repository, is_dns_label
+from sovstack.components.kubernetes_objects import logical_name, register_objects, resource_token
 
 
 class Holder(pulumi.ComponentResource):

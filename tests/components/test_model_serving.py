@@ -9,14 +9,14 @@ import pulumi_kubernetes
 import pytest
 from pydantic import ValidationError
 
-from components.build.model_serving import (
+from sovstack.components.builders.model_serving import (
     ModelServingArgs,
     build_model_serving,
     service_url,
     serving_defaults,
 )
-from components.kube import GPU_TAINT, image_is_pinned
-from components.model_serving import ModelServing
+from sovstack.components.kube import GPU_TAINT, image_is_pinned
+from sovstack.components.model_serving import ModelServing
 from tests.k8s_schema import assert_valid
 from tests.pulumi_mocks import FAKE_KUBECONFIG, Recorder
 

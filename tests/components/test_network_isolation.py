@@ -6,10 +6,10 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.build.network_isolation import NetworkIsolationArgs, build_network_isolation
-from components.kube import METADATA_CIDR
-from components.kubernetes_objects import logical_name
-from components.network_isolation import NetworkIsolation
+from sovstack.components.builders.network_isolation import NetworkIsolationArgs, build_network_isolation
+from sovstack.components.kube import METADATA_CIDR
+from sovstack.components.kubernetes_objects import logical_name
+from sovstack.components.network_isolation import NetworkIsolation
 from tests.k8s_schema import assert_valid
 from tests.pulumi_mocks import Recorder
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.catalog import DATA_DIR, Catalog, load_catalog_from
-from components.residency import (
+from sovstack.components.catalog import DATA_DIR, Catalog, load_catalog_from
+from sovstack.components.residency import (
     RULES,
     Engine,
     Finding,

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
-from infra.cli import app
+from sovstack.infra.cli import app
 from tests.infra.conftest import CUSTOMER_KEY, EXAMPLES, example_customer
 
 SETTINGS = settings(

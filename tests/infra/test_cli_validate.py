@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from infra.cli import app
+from sovstack.infra.cli import app
 from tests.infra.conftest import EXAMPLES, REPO_ROOT, STACKS_DIR, Customer, StackWriter
 
 DIGEST = "@sha256:" + "1" * 64
@@ -493,7 +493,7 @@ def test_bad_usage_exits_2_through_the_console_script() -> None:
 def test_validate_does_not_import_pulumi() -> None:
     code = (
         "import sys\n"
-        "from infra.cli import main\n"
+        "from sovstack.infra.cli import main\n"
         "sys.argv = ['sovstack', 'validate', 'industrial-eu']\n"
         "try:\n"
         "    main()\n"
@@ -513,7 +513,7 @@ def test_version_option() -> None:
 
     from typer.testing import CliRunner
 
-    from infra.cli import app
+    from sovstack.infra.cli import app
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
@@ -524,7 +524,7 @@ def test_talos_gpu_installer_from_the_image_factory_is_refused_under_se_sovereig
     """Without a mirrored installer, GPU workers would install from factory.talos.dev: out of bounds."""
     from typer.testing import CliRunner
 
-    from infra.cli import app
+    from sovstack.infra.cli import app
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.research-se.yaml").read_text()
     stack = tmp_path / "Pulumi.research-se.yaml"

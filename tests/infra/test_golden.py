@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.render import GitSource, render_stack
+from sovstack.infra.render import GitSource, render_stack
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from infra.cli import app
-from infra.newstack import (
+from sovstack.infra.cli import app
+from sovstack.infra.newstack import (
     NewStackError,
     create_stack,
     list_templates,
@@ -24,8 +24,9 @@ from infra.newstack import (
     templates_dir,
     yaml_scalar,
 )
-from infra.stackfile import REPO_ROOT, load_stack
-from infra.validation import validate_stack
+from sovstack.infra.pipeline import load_stack
+from sovstack.infra.stackfile import REPO_ROOT
+from sovstack.infra.validation import validate_stack
 
 TEMPLATES = ("airgapped", "eu", "fr-sovereign", "se-sovereign")
 #: The resource that proves each backend's cluster is in the plan.
@@ -72,7 +73,7 @@ def test_every_profile_has_a_template(stacks: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_template_alone_gives_a_stack_that_validates_and_plans(stacks: Path, template: str) -> None:
-    from infra.plan import run_plan
+    from sovstack.infra.plan import run_plan
 
     result = new(f"acme-{template}", "--template", template)
 
@@ -358,8 +359,8 @@ def test_talos_stacks_from_templates_mirror_the_operator_and_installer(
     template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On Talos the GPU Operator is installed: its chart and images, and the installer, come from the mirror."""
-    from infra.stackfile import load_stack
-    from infra.validation import validate_stack
+    from sovstack.infra.pipeline import load_stack
+    from sovstack.infra.validation import validate_stack
 
     monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(tmp_path))
     site = "fr-par-dc1" if template == "airgapped" else "se-sto-dc1"

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from infra.cli import app
-from infra.plan import SECRET
-from infra.stackfile import CUSTOMER_KEY
+from sovstack.infra.cli import app
+from sovstack.infra.plan import SECRET
+from sovstack.infra.stackfile import CUSTOMER_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("industrial-eu", "gov-fr", "research-se", "airgap-onprem")
@@ -182,7 +182,7 @@ def test_plan_lists_parents_before_children(json_plans: dict[str, dict[str, Any]
 
 def test_plan_through_a_real_subprocess() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "plan", "gov-fr", "--json"],
+        [sys.executable, "-m", "sovstack.infra.cli", "plan", "gov-fr", "--json"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -17,12 +17,13 @@ import pulumi
 import pytest
 import yaml
 
-import infra.plan
-from components.residency import Engine, failures, resolve_policy, resource_location_findings
-from infra.plan import PlanError, PlannedResource, PlanResult, run_plan
-from infra.program import ResidencyRefused, residency_guard
-from infra.residency_check import policy_of
-from infra.stackfile import CUSTOMER_KEY, LoadedStack, load_stack
+from sovstack.components.residency import Engine, failures, resolve_policy, resource_location_findings
+from sovstack.infra import plan as plan_module
+from sovstack.infra.lookups import policy_of
+from sovstack.infra.pipeline import LoadedStack, load_stack
+from sovstack.infra.plan import PlanError, PlannedResource, PlanResult, run_plan
+from sovstack.infra.program import ResidencyRefused, residency_guard
+from sovstack.infra.stackfile import CUSTOMER_KEY
 from tests.pulumi_mocks import Recorder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +90,7 @@ MODELS = {
 
 
 # ------------------------------------------------------------------------------------------ helpers
-class RecordingMonitor(infra.plan._Monitor):
+class RecordingMonitor(plan_module._Monitor):
     """`run_plan`'s monitor, kept so a test can read what was registered even when the plan refused."""
 
     instances: list[RecordingMonitor] = []
@@ -102,7 +103,7 @@ class RecordingMonitor(infra.plan._Monitor):
 @pytest.fixture
 def monitors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingMonitor]]:
     RecordingMonitor.instances = []
-    monkeypatch.setattr(infra.plan, "_Monitor", RecordingMonitor)
+    monkeypatch.setattr(plan_module, "_Monitor", RecordingMonitor)
     yield RecordingMonitor.instances
 
 
@@ -350,7 +351,7 @@ def test_recording_monitor_sees_registrations_made_before_a_refusal(
     monitors: list[RecordingMonitor], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Control for the refusal tests: an empty record is evidence, not an artefact of the capture."""
-    from infra.stack import SovereignStack
+    from sovstack.infra.stack import SovereignStack
 
     def refuse(self: SovereignStack) -> dict[str, Any]:
         raise ResidencyRefused("refused after registering")
@@ -377,7 +378,7 @@ def test_spec_breach_in_config_registers_nothing(monitors: list[RecordingMonitor
 
 
 def test_missing_pool_is_refused_by_load_stack(tmp_path: Path) -> None:
-    from infra.stackfile import SpecError
+    from sovstack.infra.stackfile import SpecError
 
     customer = example_customer("gov-fr")
     customer["models"][0]["pool"] = "h100"
@@ -507,7 +508,7 @@ def test_residency_guard_as_a_plain_function() -> None:
 @pulumi.runtime.test
 def test_a_pulumi_new_stack_is_told_how_to_write_its_spec(mocks: Recorder) -> None:
     """`pulumi new` leaves only the template's answers; the program names the command that writes the spec."""
-    from infra.program import SpecRefused, load_spec_from_config
+    from sovstack.infra.program import SpecRefused, load_spec_from_config
 
     pulumi.runtime.set_all_config(
         {

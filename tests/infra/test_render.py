@@ -12,9 +12,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from infra import render as render_mod
-from infra.cli import app
-from infra.stackfile import load_stack
+from sovstack.infra import render as render_mod
+from sovstack.infra.cli import app
+from sovstack.infra.pipeline import load_stack
 from tests.k8s_schema import CUSTOM_KINDS, assert_valid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -320,7 +320,7 @@ def test_report_exits_1_when_a_rule_breaks(tmp_path: Path) -> None:
 
 def test_render_does_not_import_pulumi(tmp_path: Path) -> None:
     code = (
-        "import sys; from infra.render import render_stack; "
+        "import sys; from sovstack.infra.render import render_stack; "
         f"render_stack('gov-fr', __import__('pathlib').Path({str(tmp_path / 'o')!r})); "
         "assert not [m for m in sys.modules if m == 'pulumi' or m.startswith('pulumi.')], 'pulumi imported'"
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.plan import run_plan
-from infra.render import render_stack
-from infra.stackfile import load_stack
+from sovstack.infra.pipeline import load_stack
+from sovstack.infra.plan import run_plan
+from sovstack.infra.render import render_stack
 
 EXAMPLES = ["industrial-eu", "gov-fr", "research-se", "airgap-onprem"]
 #: Registered by the program but not rendered as manifests: the provider itself, the GPU Operator

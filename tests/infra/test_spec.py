@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from infra.checks import semantic_problems
-from infra.spec import CustomerSpec
-from infra.stackfile import (
+from sovstack.infra.checks import semantic_problems
+from sovstack.infra.pipeline import load_stack
+from sovstack.infra.spec import CustomerSpec
+from sovstack.infra.stackfile import (
     CUSTOMER_KEY,
     Problem,
     SpecError,
     format_loc,
-    load_stack,
     parse_spec,
     read_config,
     resolve,
@@ -418,7 +418,7 @@ def test_parse_spec_needs_the_customer_key(config: dict[str, Any], message: str)
 
 def test_an_unquoted_kubernetes_version_is_refused_with_the_fix(tmp_path: Path) -> None:
     """YAML reads `kubernetesVersion: 1.30` as the number 1.3: say so, rather than a bare type error."""
-    from infra.stackfile import SpecError, load_stack
+    from sovstack.infra.stackfile import SpecError
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
     stack = tmp_path / "Pulumi.gov-fr.yaml"
@@ -456,7 +456,7 @@ def test_the_audit_bucket_lives_with_the_cluster(
     tmp_path: Path, example: str, old: str, new: str, path: str, message: str
 ) -> None:
     """Another region inside the policy is still refused, before any resource exists."""
-    from infra.stackfile import SpecError, load_stack
+    from sovstack.infra.stackfile import SpecError
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / f"Pulumi.{example}.yaml").read_text()
     assert old in source
@@ -469,7 +469,7 @@ def test_the_audit_bucket_lives_with_the_cluster(
 
 def test_a_repeated_key_is_refused_not_silently_dropped(tmp_path: Path) -> None:
     """PyYAML keeps the last of two equal keys; a stack file must not lose the first without a word."""
-    from infra.stackfile import SpecError, load_stack
+    from sovstack.infra.stackfile import SpecError
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.airgap-onprem.yaml").read_text()
     stack = tmp_path / "Pulumi.airgap-onprem.yaml"
@@ -483,7 +483,6 @@ def test_a_repeated_key_is_refused_not_silently_dropped(tmp_path: Path) -> None:
 
 def test_prometheus_may_scrape_only_when_a_model_asks_for_a_service_monitor() -> None:
     """A ServiceMonitor without an ingress rule for Prometheus would scrape nothing under default-deny."""
-    from infra.stackfile import load_stack
 
     def ingress_namespaces(stack: str) -> list[str]:
         objects = load_stack(stack).composition.kubernetes_objects()
@@ -505,7 +504,6 @@ def test_prometheus_may_scrape_only_when_a_model_asks_for_a_service_monitor() ->
 
 
 def test_a_routes_gateway_namespace_is_let_in(tmp_path: Path) -> None:
-    from infra.stackfile import load_stack
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
     route = "        route: {hostname: llm.gouv.example, gatewayName: public, gatewayNamespace: edge}\n"
@@ -541,7 +539,6 @@ def test_the_audit_shippers_need_the_api_servers_address() -> None:
 
 
 def test_a_models_autoscaling_becomes_a_scaled_object_and_leaves_replicas_to_it(tmp_path: Path) -> None:
-    from infra.stackfile import load_stack
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
     scaling = "        autoscaling: {minReplicas: 1, maxReplicas: 3, queueTarget: 4}\n"

@@ -17,16 +17,17 @@ import pulumi
 import pytest
 import yaml
 
-import infra.plan
-from infra.plan import PlannedResource, PlanResult, run_plan
-from infra.stackfile import CUSTOMER_KEY, load_stack
+from sovstack.infra import plan as plan_module
+from sovstack.infra.pipeline import load_stack
+from sovstack.infra.plan import PlannedResource, PlanResult, run_plan
+from sovstack.infra.stackfile import CUSTOMER_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 Customer = dict[str, Any]
 
 
-class OptionsMonitor(infra.plan._Monitor):
+class OptionsMonitor(plan_module._Monitor):
     """`run_plan`'s monitor, also recording the `protect` and `retainOnDelete` the engine receives.
 
     Under mocks these options never reach `Mocks.new_resource` (they are not inputs), but the SDK
@@ -69,7 +70,7 @@ class Planned:
 
 def plan_of(ref: str | Path) -> Planned:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(infra.plan, "_Monitor", OptionsMonitor)
+        patch.setattr(plan_module, "_Monitor", OptionsMonitor)
         plan = run_plan(load_stack(ref))
     assert OptionsMonitor.last is not None
     return Planned(plan, OptionsMonitor.last.options)

@@ -14,10 +14,10 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
-from infra.compose import POLICY_ANNOTATION
-from infra.plan import PlannedResource, run_plan
-from infra.stackfile import load_stack
-from policies.rules import AUDIT_BUCKETS, POLICIES, Resource, check_all, containers, pod_template
+from sovstack.components.residency import POLICY_ANNOTATION
+from sovstack.infra.pipeline import load_stack
+from sovstack.infra.plan import PlannedResource, run_plan
+from sovstack.policies.rules import AUDIT_BUCKETS, POLICIES, Resource, check_all, containers, pod_template
 
 EXAMPLES = ("industrial-eu", "gov-fr", "research-se", "airgap-onprem")
 

@@ -16,9 +16,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from components.residency import load_profiles
-from infra.compose import POLICY_ANNOTATION, policy_annotation
-from policies.rules import (
+from sovstack.components.residency import POLICY_ANNOTATION, load_profiles, policy_annotation
+from sovstack.policies.rules import (
     NO_POLICY,
     POLICIES,
     RULES,

@@ -11,7 +11,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.kube import GPU_RESOURCE, METADATA_CIDR, Manifest, dns_name, is_dns_label, standard_labels
+from sovstack.components.kube import (
+    GPU_RESOURCE,
+    METADATA_CIDR,
+    Manifest,
+    dns_name,
+    is_dns_label,
+    standard_labels,
+)
 
 COMPONENT = "network-isolation"
 PSA_LEVELS = ("enforce", "audit", "warn")

@@ -3,14 +3,14 @@ optional KEDA ScaledObject, Gateway API HTTPRoute and Prometheus ServiceMonitor.
 
 No Pulumi import: `sovstack render` calls `build_model_serving` directly. Defaults live in
 `components/data/serving.yaml`. The args, their validators and the serving.yaml loader live in
-`components/build/model_serving_args.py`; every public name there is re-exported here.
+`components/builders/model_serving_args.py`; every public name there is re-exported here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from components.build.model_serving_args import (
+from sovstack.components.builders.model_serving_args import (
     DATA_FILE,
     GUARDED_FLAGS,
     GUARDED_PREFIXES,
@@ -31,7 +31,7 @@ from components.build.model_serving_args import (
     container_resources,
     serving_defaults,
 )
-from components.kube import (
+from sovstack.components.kube import (
     GPU_RESOURCE,
     GPU_TAINT,
     LABEL_GPU,

@@ -2,7 +2,7 @@
 
 `sovstack render` lists `describe_cluster(...).resources` in cloud-resources.json; the Pulumi shell in
 `components/gpu_cluster.py` registers the same resources with the same names and static inputs.
-The args, the charts.yaml facts and the validation live in `components/build/gpu_cluster_args.py`;
+The args, the charts.yaml facts and the validation live in `components/builders/gpu_cluster_args.py`;
 every public name there is re-exported here.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.build.gpu_cluster_args import (
+from sovstack.components.builders.gpu_cluster_args import (
     CLOUD_BACKENDS,
     FACTS_FILE,
     RESERVED_POOL_NAMES,
@@ -38,9 +38,9 @@ from components.build.gpu_cluster_args import (
     load_cluster_facts,
     validate_cluster_args,
 )
-from components.capacity import get_gpu
-from components.catalog import Catalog, load_catalog
-from components.kube import (
+from sovstack.components.capacity import get_gpu
+from sovstack.components.catalog import Catalog, load_catalog
+from sovstack.components.kube import (
     GPU_TAINT,
     LABEL_CUSTOMER,
     LABEL_GPU,

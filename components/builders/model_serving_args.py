@@ -1,6 +1,6 @@
 """ModelServing args, their validators and the `components/data/serving.yaml` loader (pure, no Pulumi).
 
-The builder, `components/build/model_serving.py`, re-exports every public name defined here.
+The builder, `components/builders/model_serving.py`, re-exports every public name defined here.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.kube import image_is_pinned, is_dns_label, load_yaml
+from sovstack.components.kube import image_is_pinned, is_dns_label, load_yaml
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "serving.yaml"
 

@@ -1,6 +1,6 @@
 """GpuCluster args, the charts.yaml facts loader and the args validation (pure, no Pulumi).
 
-The description of what each backend creates lives in `components/build/gpu_cluster.py`, which re-exports
+The description of what each backend creates lives in `components/builders/gpu_cluster.py`, which re-exports
 every public name defined here.
 """
 
@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.capacity import get_gpu
-from components.catalog import Catalog, CatalogError, Region, load_catalog, provider_for_backend
-from components.kube import image_is_pinned, is_dns_label, load_yaml
+from sovstack.components.capacity import get_gpu
+from sovstack.components.catalog import Catalog, CatalogError, Region, load_catalog, provider_for_backend
+from sovstack.components.kube import image_is_pinned, is_dns_label, load_yaml
 
 FACTS_FILE = Path(__file__).parent.parent / "data" / "charts.yaml"
 Backend = Literal["scaleway", "ovh", "talos", "existing"]

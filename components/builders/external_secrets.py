@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from components.kube import Manifest, dns_name, is_dns_label, standard_labels
+from sovstack.components.kube import Manifest, dns_name, is_dns_label, standard_labels
 
 COMPONENT = "external-secrets"
 API_VERSION = "external-secrets.io/v1"

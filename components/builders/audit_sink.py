@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from components.kube import (
+from sovstack.components.kube import (
     GPU_TAINT,
     Manifest,
     checkov_skip_annotations,
