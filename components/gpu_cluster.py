@@ -15,13 +15,12 @@ import pulumi_kubernetes as k8s
 
 from sovstack.components.builders.gpu_cluster import (
     ClusterDescription,
-    GpuClusterArgs,
-    TalosMachine,
     describe_cluster,
     talos_controlplane_patch,
     talos_gpu_installer,
     talos_machine_patch,
 )
+from sovstack.components.builders.gpu_cluster_args import GpuClusterArgs, TalosMachine
 from sovstack.components.kube import dns_name
 from sovstack.components.kubernetes_objects import register_objects
 

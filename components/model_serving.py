@@ -5,10 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes
 
-from sovstack.components.builders.model_serving import ModelServingArgs, build_model_serving, service_url
+from sovstack.components.builders.model_serving import build_model_serving, service_url
+from sovstack.components.builders.model_serving_args import ModelServingArgs
 from sovstack.components.kubernetes_objects import register_objects
-
-__all__ = ["ModelServing", "ModelServingArgs"]
 
 
 class ModelServing(pulumi.ComponentResource):

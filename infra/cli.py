@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from sovstack.infra.stackfile import Problem, SpecError
+from sovstack.infra.stackfile import SpecError
 
 EXIT_OK, EXIT_RESIDENCY, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -318,9 +318,6 @@ def main() -> None:
     except Exception as err:  # the promise: no traceback, whatever the input
         typer.echo(f"sovstack: internal error: {type(err).__name__}: {err} (please report this)", err=True)
         sys.exit(EXIT_INTERNAL)
-
-
-__all__ = ["Problem", "app", "main"]
 
 
 if __name__ == "__main__":

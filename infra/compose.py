@@ -28,9 +28,9 @@ from sovstack.components.builders.external_secrets import (
     build_external_secrets,
     default_remote_prefix,
 )
-from sovstack.components.builders.gpu_cluster import (
+from sovstack.components.builders.gpu_cluster import ClusterDescription, describe_cluster
+from sovstack.components.builders.gpu_cluster_args import (
     ClusterArgsError,
-    ClusterDescription,
     ExistingNode,
     ExistingOptions,
     GpuClusterArgs,
@@ -41,17 +41,15 @@ from sovstack.components.builders.gpu_cluster import (
     SystemPoolArgs,
     TalosMachine,
     TalosOptions,
-    describe_cluster,
 )
-from sovstack.components.builders.model_serving import (
+from sovstack.components.builders.model_serving import build_model_serving, service_url
+from sovstack.components.builders.model_serving_args import (
     Autoscaling,
     ModelServingArgs,
     PvcWeights,
     Route,
     S3Weights,
     SecretKeyRef,
-    build_model_serving,
-    service_url,
 )
 from sovstack.components.builders.network_isolation import (
     EgressDestination,

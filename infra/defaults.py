@@ -8,13 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sovstack.components.builders.audit_sink import audit_data
-from sovstack.components.builders.gpu_cluster import (
-    GpuOperatorOptions,
-    load_cluster_facts,
-    operator_chart_for,
-    operator_image_registries,
-)
-from sovstack.components.builders.model_serving import serving_defaults
+from sovstack.components.builders.gpu_cluster import operator_chart_for, operator_image_registries
+from sovstack.components.builders.gpu_cluster_args import GpuOperatorOptions, load_cluster_facts
+from sovstack.components.builders.model_serving_args import serving_defaults
 from sovstack.components.catalog import load_catalog, provider_for_backend
 from sovstack.components.residency import ResidencyPolicy
 from sovstack.infra.spec import CustomerSpec, ModelSpec

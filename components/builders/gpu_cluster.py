@@ -2,8 +2,7 @@
 
 `sovstack render` lists `describe_cluster(...).resources` in cloud-resources.json; the Pulumi shell in
 `components/gpu_cluster.py` registers the same resources with the same names and static inputs.
-The args, the charts.yaml facts and the validation live in `components/builders/gpu_cluster_args.py`;
-every public name there is re-exported here.
+The args, the charts.yaml facts and the validation live in `components/builders/gpu_cluster_args.py`.
 """
 
 from __future__ import annotations
@@ -14,27 +13,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sovstack.components.builders.gpu_cluster_args import (
-    CLOUD_BACKENDS,
-    FACTS_FILE,
-    RESERVED_POOL_NAMES,
     Backend,
-    BackendChartValues,
-    ClusterArgsError,
-    ClusterFacts,
-    ExistingNode,
-    ExistingOptions,
     GpuClusterArgs,
-    GpuOperatorFacts,
     GpuOperatorOptions,
     GpuPoolArgs,
     OvhOptions,
-    PodSecurityFact,
-    ScalewayFacts,
     ScalewayOptions,
-    SystemPoolArgs,
-    TalosFacts,
     TalosMachine,
-    TalosOptions,
     load_cluster_facts,
     validate_cluster_args,
 )
@@ -52,49 +37,6 @@ from sovstack.components.kube import (
     standard_labels,
     to_yaml,
 )
-
-# Everything that moved to gpu_cluster_args stays importable from here.
-__all__ = [
-    "CLOUD_BACKENDS",
-    "FACTS_FILE",
-    "OVH",
-    "RESERVED_POOL_NAMES",
-    "SCW",
-    "Backend",
-    "BackendChartValues",
-    "ClusterArgsError",
-    "ClusterDescription",
-    "ClusterFacts",
-    "ExistingNode",
-    "ExistingOptions",
-    "GpuClusterArgs",
-    "GpuOperatorFacts",
-    "GpuOperatorOptions",
-    "GpuPoolArgs",
-    "OvhOptions",
-    "PodSecurityFact",
-    "ScalewayFacts",
-    "ScalewayOptions",
-    "SystemPoolArgs",
-    "TalosFacts",
-    "TalosMachine",
-    "TalosOptions",
-    "describe_cluster",
-    "gpu_operator_chart",
-    "gpu_operator_enabled",
-    "gpu_operator_namespace",
-    "load_cluster_facts",
-    "mirrored_image_values",
-    "node_labels",
-    "operator_chart_for",
-    "operator_enabled_for",
-    "operator_image_registries",
-    "talos_controlplane_patch",
-    "talos_gpu_installer",
-    "talos_machine_patch",
-    "talos_schematic",
-    "validate_cluster_args",
-]
 
 
 # ------------------------------------------------------------------------------------- description

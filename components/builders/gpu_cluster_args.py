@@ -1,7 +1,6 @@
 """GpuCluster args, the charts.yaml facts loader and the args validation (pure, no Pulumi).
 
-The description of what each backend creates lives in `components/builders/gpu_cluster.py`, which re-exports
-every public name defined here.
+The description of what each backend creates lives in `components/builders/gpu_cluster.py`.
 """
 
 from __future__ import annotations

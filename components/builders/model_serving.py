@@ -3,7 +3,7 @@ optional KEDA ScaledObject, Gateway API HTTPRoute and Prometheus ServiceMonitor.
 
 No Pulumi import: `sovstack render` calls `build_model_serving` directly. Defaults live in
 `components/data/serving.yaml`. The args, their validators and the serving.yaml loader live in
-`components/builders/model_serving_args.py`; every public name there is re-exported here.
+`components/builders/model_serving_args.py`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """ModelServing args, their validators and the `components/data/serving.yaml` loader (pure, no Pulumi).
 
-The builder, `components/builders/model_serving.py`, re-exports every public name defined here.
+The builder, `components/builders/model_serving.py`, turns these args into manifests.
 """
 
 from __future__ import annotations

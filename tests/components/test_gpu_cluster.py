@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from sovstack.components.builders.gpu_cluster import ClusterArgsError, GpuClusterArgs
+from sovstack.components.builders.gpu_cluster_args import ClusterArgsError, GpuClusterArgs
 from sovstack.components.gpu_cluster import GpuCluster
 from tests.components.test_gpu_cluster_builder import H100_POOL, existing, ovh, scaleway, talos
 from tests.pulumi_mocks import FAKE_KUBECONFIG, Recorder

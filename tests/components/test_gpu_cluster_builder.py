@@ -10,14 +10,12 @@ import pytest
 import yaml
 
 from sovstack.components.builders.gpu_cluster import (
-    ClusterArgsError,
-    GpuClusterArgs,
     describe_cluster,
     gpu_operator_namespace,
-    load_cluster_facts,
     talos_controlplane_patch,
     talos_schematic,
 )
+from sovstack.components.builders.gpu_cluster_args import ClusterArgsError, GpuClusterArgs, load_cluster_facts
 from tests.k8s_schema import assert_valid
 
 DIGEST = "sha256:" + "b" * 64

@@ -9,12 +9,8 @@ import pulumi_kubernetes
 import pytest
 from pydantic import ValidationError
 
-from sovstack.components.builders.model_serving import (
-    ModelServingArgs,
-    build_model_serving,
-    service_url,
-    serving_defaults,
-)
+from sovstack.components.builders.model_serving import build_model_serving, service_url
+from sovstack.components.builders.model_serving_args import ModelServingArgs, serving_defaults
 from sovstack.components.kube import GPU_TAINT, image_is_pinned
 from sovstack.components.model_serving import ModelServing
 from tests.k8s_schema import assert_valid
