@@ -2,19 +2,17 @@
 
 Customer i is `cust-<i:05d>`; it takes template i mod T (T templates, sorted) and, within that template,
 the next place (provider and region) the template accepts, so a fleet mixes Scaleway, OVHcloud, Talos
-and existing clusters. The places are read from each template's own `places` block and kept only when
-a probe stack from that place passes every `sovstack validate` check: nothing here lists regions.
+and existing clusters. The places are the templates' own (stacks/templates/places.yaml), kept only
+when a probe stack from that place passes every `sovstack validate` check: nothing here lists regions.
 
-Generating is not timed by the benchmarks, but should stay quick. A Jinja render costs ~15 ms (the
-template is parsed anew each time), so each (template, place) is rendered once for a placeholder name
-that is then replaced by the customer's. The full check (`check_stack_file`, what `sovstack validate`
+Generating is not timed by the benchmarks, but should stay quick. Each (template, place) is rendered
+once for a placeholder name that is then replaced by the customer's. The full check (`check_stack_file`, what `sovstack validate`
 runs, ~10 ms) runs on the written files of a sample (every place's first customer, then one in
 `sample_every`) unless `validate="all"`.
 """
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,19 +21,14 @@ from pathlib import Path
 from typing import Literal
 
 from sovstack.infra.newstack import (
-    TEMPLATE_SUFFIX,
     NewStackError,
     check_stack_file,
     list_templates,
     render_template,
     resolve_variables,
+    template_places,
     templates_dir,
 )
-
-#: Providers that run on one of the operator's own sites (`site/<name>` in a template's places).
-SITE_PROVIDERS = ("talos", "existing")
-#: `"scaleway/fr-par": {` in a template's `places` mapping.
-_PLACE_KEY = re.compile(r'^\s*"(?P<kind>[a-z]+)/(?P<region>[A-Za-z0-9-]+)"\s*:\s*\{', re.MULTILINE)
 
 #: Stands for the customer's name in a cached render; the templates only ever concatenate the name.
 SENTINEL = "sovstack-fleet-sentinel"
@@ -61,17 +54,6 @@ def customer_name(index: int) -> str:
     return f"cust-{index:05d}"
 
 
-def template_places(template: str) -> list[tuple[str, str]]:
-    """(provider, region) for every entry of the template's `places` block, in file order."""
-    text = (templates_dir() / f"{template}{TEMPLATE_SUFFIX}").read_text(encoding="utf-8")
-    places: list[tuple[str, str]] = []
-    for match in _PLACE_KEY.finditer(text):
-        kind, region = match["kind"], match["region"]
-        providers = SITE_PROVIDERS if kind == "site" else (kind,)
-        places.extend((provider, region) for provider in providers)
-    return places
-
-
 def _render(customer: Customer) -> str:
     variables, _ = resolve_variables(customer.template, customer.provider, customer.region, ())
     command = f"python -m benchmarks.fleet ({customer.template}, {customer.provider} at {customer.region})"
@@ -80,7 +62,7 @@ def _render(customer: Customer) -> str:
 
 @cache
 def _rendered_with_sentinel(template: str, provider: str, region: str) -> str:
-    """The template rendered once per place, for a placeholder name (Jinja costs ~15 ms a render)."""
+    """The template rendered once per place, for a placeholder name."""
     return _render(Customer(SENTINEL, template, provider, region))
 
 
