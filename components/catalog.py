@@ -134,7 +134,7 @@ class Catalog:
 
     def __init__(
         self, providers: dict[str, Provider], regions: tuple[Region, ...], countries: _CountriesFile
-    ):
+    ) -> None:
         self.providers = providers
         self.regions = regions
         self._by_key = {(r.provider, r.code): r for r in regions}

@@ -146,12 +146,14 @@ def resolve_policy(
 class Engine:
     """Applies one policy, with one catalog, to the places a spec names."""
 
-    def __init__(self, policy: ResidencyPolicy, catalog: Catalog | None = None):
+    def __init__(self, policy: ResidencyPolicy, catalog: Catalog | None = None) -> None:
         self.policy = policy
         self.catalog = catalog or load_catalog()
 
     # -- helpers ------------------------------------------------------------------------------
-    def _finding(self, rule: str, path: str, observed: object, passed: bool, reason: str, source: str = ""):
+    def _finding(
+        self, rule: str, path: str, observed: object, passed: bool, reason: str, source: str = ""
+    ) -> Finding:
         return Finding(
             rule=rule, path=path, observed=str(observed), passed=passed, reason=reason, source=source
         )

@@ -99,7 +99,7 @@ def _s3_region_of(endpoint: str, fallback: str) -> str:
 class Composition:
     """The component args of one customer stack, and what they build."""
 
-    def __init__(self, spec: CustomerSpec, policy: ResidencyPolicy | None = None):
+    def __init__(self, spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> None:
         self.spec = spec
         self.policy = policy or policy_of(spec)
         self.namespaces = namespaces_of(spec)

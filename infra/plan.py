@@ -32,7 +32,7 @@ SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 class PlanError(Exception):
     """The program refused the stack (exit 1 for residency, 2 for invalid input) or failed."""
 
-    def __init__(self, message: str, exit_code: int = 2):
+    def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
@@ -137,11 +137,11 @@ def _computed_outputs(typ: str, inputs: dict[str, Any]) -> dict[str, Any]:
 class _Monitor(pulumi_mocks.MockMonitor):
     """Records parent and provider of every registration, which MockResourceArgs does not carry."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks):
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.recorded: list[PlannedResource] = []
 
-    def RegisterResource(self, request: Any) -> Any:
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             inputs = pulumi.runtime.rpc.deserialize_properties(request.object)

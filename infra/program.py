@@ -72,7 +72,7 @@ def residency_guard(policy: ResidencyPolicy) -> Any:
             raise ResidencyRefused(
                 f"resource {args.name} ({args.type_}) is outside the residency policy:\n{lines}"
             )
-        return None
+        return
 
     return guard
 

@@ -37,7 +37,7 @@ TOP_KEYS = ("apiVersion", "kind", "metadata", "spec", "data", "stringData", "rul
 
 
 class RenderError(Exception):
-    def __init__(self, lines: list[str], exit_code: int):
+    def __init__(self, lines: list[str], exit_code: int) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
         self.exit_code = exit_code
@@ -130,34 +130,34 @@ def argocd_applications(composition: Composition, stack: str, git: GitSource) ->
             },
         }
     ]
-    for chart in composition.charts():
-        apps.append(
-            {
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "Application",
-                "metadata": {
-                    "name": f"{spec.name}-{chart['name']}",
-                    "namespace": ARGOCD_NAMESPACE,
-                    "labels": labels,
-                    # After the manifests: the chart's namespace (with its Pod Security label) is one of them.
-                    "annotations": {"argocd.argoproj.io/sync-wave": "1"},
+    apps.extend(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {
+                "name": f"{spec.name}-{chart['name']}",
+                "namespace": ARGOCD_NAMESPACE,
+                "labels": labels,
+                # After the manifests: the chart's namespace (with its Pod Security label) is one of them.
+                "annotations": {"argocd.argoproj.io/sync-wave": "1"},
+            },
+            "spec": {
+                "project": "default",
+                "source": {
+                    "repoURL": chart["repository"],
+                    "chart": chart["name"],
+                    "targetRevision": chart["version"],
+                    "helm": {"releaseName": chart["name"], "valuesObject": chart.get("values", {})},
                 },
-                "spec": {
-                    "project": "default",
-                    "source": {
-                        "repoURL": chart["repository"],
-                        "chart": chart["name"],
-                        "targetRevision": chart["version"],
-                        "helm": {"releaseName": chart["name"], "valuesObject": chart.get("values", {})},
-                    },
-                    "destination": {
-                        "server": "https://kubernetes.default.svc",
-                        "namespace": chart["namespace"],
-                    },
-                    "syncPolicy": {**sync, "syncOptions": ["ServerSideApply=true", "CreateNamespace=false"]},
+                "destination": {
+                    "server": "https://kubernetes.default.svc",
+                    "namespace": chart["namespace"],
                 },
-            }
-        )
+                "syncPolicy": {**sync, "syncOptions": ["ServerSideApply=true", "CreateNamespace=false"]},
+            },
+        }
+        for chart in composition.charts()
+    )
     return apps
 
 
@@ -223,11 +223,11 @@ def write_tree(files: dict[str, str], out: Path) -> None:
             target.write_text(text, encoding="utf-8")
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "tree")
-            os.replace(staging, out)
+            out.replace(old / "tree")
+            staging.replace(out)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(staging, out)
+            staging.replace(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

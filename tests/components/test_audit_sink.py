@@ -16,7 +16,8 @@ from sovstack.components.builders.audit_sink import (
     build_fluent_bit_config,
 )
 from sovstack.components.kube import image_is_pinned
-from tests.k8s_schema import assert_valid
+from tests.determinism import assert_same_in_fresh_processes
+from tests.k8s_schema import assert_all_valid
 from tests.pulumi_mocks import Recorder
 
 DIGEST = "sha256:" + "a" * 64
@@ -178,9 +179,7 @@ def test_every_manifest_validates_strictly(backend: str) -> None:
     args = make_args(
         backend=backend, minio_admin_secret="minio-admin", apiserver_audit_log_path="/var/log/a/*.log"
     )
-    for obj in build_audit_sink(args):
-        assert_valid(obj, "1.31")
-        assert_valid(obj, "1.34")
+    assert assert_all_valid(build_audit_sink(args), "1.31", "1.34") == set()
 
 
 def test_objects_and_names() -> None:
@@ -197,7 +196,22 @@ def test_objects_and_names() -> None:
         ("ConfigMap", "acme-audit-logs", "acme-audit-logs"),
         ("DaemonSet", "acme-audit-logs", "acme-audit-logs"),
     ]
-    assert objs == build_audit_sink(make_args())
+
+
+@pytest.mark.slow
+def test_objects_are_the_same_in_every_process() -> None:
+    assert_same_in_fresh_processes(
+        "import json, sys\n"
+        "from tests.components.test_audit_sink import make_args\n"
+        "from sovstack.components.builders.audit_sink import build_audit_bucket, build_audit_sink\n"
+        "for backend in sys.argv[1:]:\n"
+        "    extra = {'minio_admin_secret': 'minio-admin'} if backend == 'minio' else {}\n"
+        "    args = make_args(backend=backend, **extra)\n"
+        "    print(json.dumps([build_audit_bucket(args), *build_audit_sink(args)]))",
+        "scaleway",
+        "minio",
+        "existing",
+    )
 
 
 def test_least_privilege_rbac() -> None:

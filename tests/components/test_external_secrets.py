@@ -12,6 +12,7 @@ from sovstack.components.builders.external_secrets import (
     build_external_secrets,
 )
 from sovstack.components.external_secrets import ExternalSecrets
+from tests.determinism import assert_same_in_fresh_processes
 from tests.pulumi_mocks import Recorder
 
 ARGS = ExternalSecretsArgs(
@@ -53,7 +54,16 @@ def test_one_external_secret_per_secret_in_a_stable_order() -> None:
         ],
     }
     assert api_key["metadata"]["labels"]["sovstack.io/region"] == "fr-par"
-    assert build_external_secrets(ARGS) == objects
+
+
+@pytest.mark.slow
+def test_objects_are_the_same_in_every_process() -> None:
+    assert_same_in_fresh_processes(
+        "import json\n"
+        "from tests.components.test_external_secrets import ARGS\n"
+        "from sovstack.components.builders.external_secrets import build_external_secrets\n"
+        "print(json.dumps(build_external_secrets(ARGS)))"
+    )
 
 
 def test_a_secret_name_that_is_not_a_dns_label_is_refused() -> None:

@@ -5,6 +5,7 @@ import pytest
 
 from sovstack.components.kube import dns_name, image_is_pinned, image_registry, image_repository, is_dns_label
 from sovstack.components.kubernetes_objects import logical_name, register_objects, resource_token
+from tests.pulumi_mocks import Recorder
 
 
 class Holder(pulumi.ComponentResource):
@@ -53,7 +54,7 @@ def test_image_helpers() -> None:
 
 
 @pulumi.runtime.test
-def test_register_objects_passes_manifests_verbatim(mocks) -> None:  # type: ignore[no-untyped-def]
+def test_register_objects_passes_manifests_verbatim(mocks: Recorder) -> pulumi.Output[object]:
     holder = Holder("h")
     objs = [
         {

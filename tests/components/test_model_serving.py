@@ -13,7 +13,7 @@ from sovstack.components.builders.model_serving import build_model_serving, serv
 from sovstack.components.builders.model_serving_args import ModelServingArgs, serving_defaults
 from sovstack.components.kube import GPU_TAINT, image_is_pinned
 from sovstack.components.model_serving import ModelServing
-from tests.k8s_schema import assert_valid
+from tests.k8s_schema import assert_all_valid
 from tests.pulumi_mocks import FAKE_KUBECONFIG, Recorder
 
 DIGEST = "sha256:" + "b" * 64
@@ -612,8 +612,12 @@ def test_service_monitor_scrapes_metrics_on_the_http_port() -> None:
     ],
 )  # fmt: skip
 def test_every_object_validates_against_the_schema(overrides: dict[str, Any], version: str) -> None:
-    for obj in build_model_serving(make(**overrides)):
-        assert_valid(obj, version)
+    args = make(**overrides)
+    custom = assert_all_valid(build_model_serving(args), version)
+    expected = {"ScaledObject"} if args.autoscaling else set()
+    expected |= {"HTTPRoute"} if args.route else set()
+    expected |= {"ServiceMonitor"} if args.service_monitor else set()
+    assert custom == expected
 
 
 def test_builder_does_not_mutate_args_and_defaults_are_sourced() -> None:

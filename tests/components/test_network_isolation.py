@@ -10,7 +10,7 @@ from sovstack.components.builders.network_isolation import NetworkIsolationArgs,
 from sovstack.components.kube import METADATA_CIDR
 from sovstack.components.kubernetes_objects import logical_name
 from sovstack.components.network_isolation import NetworkIsolation
-from tests.k8s_schema import assert_valid
+from tests.k8s_schema import assert_all_valid
 from tests.pulumi_mocks import Recorder
 
 SERVING, AUDIT, LOGS = "acme-serving", "acme-audit", "acme-audit-logs"
@@ -48,9 +48,17 @@ def find(objs: list[dict[str, Any]], kind: str, namespace: str | None, name: str
 
 
 def test_every_manifest_validates_strictly() -> None:
-    for obj in build_network_isolation(make_args(cni="cilium", cilium_fqdn_policies=True)):
-        assert_valid(obj, "1.31")
-        assert_valid(obj, "1.34")
+    egress = [
+        {
+            "name": "s3",
+            "hosts": ["s3.fr-par.scw.cloud"],
+            "cidrs": ["51.159.0.0/16"],
+            "ports": [443],
+            "namespaces": [AUDIT],
+        }
+    ]
+    objects = build_network_isolation(make_args(egress=egress, cni="cilium", cilium_fqdn_policies=True))
+    assert assert_all_valid(objects, "1.31", "1.34") == {"CiliumNetworkPolicy"}
 
 
 def test_objects_and_order_are_stable() -> None:

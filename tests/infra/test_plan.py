@@ -6,7 +6,6 @@ subprocess to check the console entry point, its exit code and its JSON.
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typer.testing import CliRunner, Result
 from sovstack.infra.cli import app
 from sovstack.infra.plan import SECRET
 from sovstack.infra.stackfile import CUSTOMER_KEY
+from tests.infra.conftest import example_customer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ("industrial-eu", "gov-fr", "research-se", "airgap-onprem")
@@ -65,11 +65,6 @@ CLUSTER_PACKAGES = {
 
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
-
-
-def example_customer(name: str) -> dict[str, Any]:
-    document = yaml.safe_load((REPO_ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text(encoding="utf-8"))
-    return copy.deepcopy(document["config"][CUSTOMER_KEY])
 
 
 def write_config(folder: Path, name: str, config: dict[str, Any]) -> Path:

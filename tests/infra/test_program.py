@@ -8,7 +8,6 @@ registration before it re-raises, so a registration made before the refusal woul
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from sovstack.infra.pipeline import LoadedStack, load_stack
 from sovstack.infra.plan import PlanError, PlannedResource, PlanResult, run_plan
 from sovstack.infra.program import ResidencyRefused, residency_guard
 from sovstack.infra.stackfile import CUSTOMER_KEY
+from tests.infra.conftest import example_customer
 from tests.pulumi_mocks import Recorder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -105,11 +105,6 @@ def monitors(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingMonitor]
     RecordingMonitor.instances = []
     monkeypatch.setattr(plan_module, "_Monitor", RecordingMonitor)
     yield RecordingMonitor.instances
-
-
-def example_customer(name: str) -> dict[str, Any]:
-    document = yaml.safe_load((REPO_ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text(encoding="utf-8"))
-    return copy.deepcopy(document["config"][CUSTOMER_KEY])
 
 
 def write_stack(folder: Path, name: str, customer: dict[str, Any]) -> Path:

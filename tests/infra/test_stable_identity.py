@@ -8,7 +8,6 @@ the audit bucket `retain_on_delete`, so even a wrong change cannot delete them.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from sovstack.infra import plan as plan_module
 from sovstack.infra.pipeline import load_stack
 from sovstack.infra.plan import PlannedResource, PlanResult, run_plan
 from sovstack.infra.stackfile import CUSTOMER_KEY
+from tests.infra.conftest import example_customer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,7 @@ class OptionsMonitor(plan_module._Monitor):
         self.options: dict[str, tuple[bool, bool]] = {}
         OptionsMonitor.last = self
 
-    def RegisterResource(self, request: Any) -> Any:
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
         response = super().RegisterResource(request)
         self.options[response.urn] = (bool(request.protect), bool(request.retainOnDelete))
         return response
@@ -74,11 +74,6 @@ def plan_of(ref: str | Path) -> Planned:
         plan = run_plan(load_stack(ref))
     assert OptionsMonitor.last is not None
     return Planned(plan, OptionsMonitor.last.options)
-
-
-def example_customer(name: str) -> Customer:
-    document = yaml.safe_load((REPO_ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text(encoding="utf-8"))
-    return copy.deepcopy(document["config"][CUSTOMER_KEY])
 
 
 # ------------------------------------------------------------------------------------------ changes

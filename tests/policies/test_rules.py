@@ -390,7 +390,9 @@ def policy_resource(r: Resource, props: Any = None) -> PolicyResource:
     )
 
 
-def validate(policy: StackValidationPolicy, resources: list[Resource], config: dict[str, Any] | None = None):
+def validate(
+    policy: StackValidationPolicy, resources: list[Resource], config: dict[str, Any] | None = None
+) -> list[tuple[str, str | None]]:
     reported: list[tuple[str, str | None]] = []
     args = StackValidationArgs([policy_resource(r) for r in resources], config or {})
     policy.validate(args, lambda message, urn=None: reported.append((message, urn)))

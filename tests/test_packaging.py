@@ -1,0 +1,79 @@
+"""The distribution: `pip install sovstack` adds the `sovstack` package and nothing else, data included.
+
+The wheel is built from this checkout without network (no build isolation: the dev extra brings
+setuptools and wheel). Installing it into an empty virtualenv and running the CLI and the Pulumi
+program from there needs the dependencies from PyPI: tests/e2e/test_installed_package.py does that.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=out,
+    )
+    (built,) = out.glob("sovstack-*.whl")
+    return zipfile.ZipFile(built)
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_one_top_level_package(wheel: zipfile.ZipFile) -> None:
+    tops = {name.split("/", 1)[0] for name in wheel.namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"sovstack"}
+    top_level = [n for n in wheel.namelist() if n.endswith(".dist-info/top_level.txt")]
+    if top_level:
+        assert wheel.read(top_level[0]).decode().split() == ["sovstack"]
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_code_data_templates_and_the_policy_pack(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    expected = {
+        "sovstack/__init__.py",
+        "sovstack/components/residency.py",
+        "sovstack/components/builders/model_serving.py",
+        "sovstack/components/data/regions.yaml",
+        "sovstack/infra/__main__.py",
+        "sovstack/infra/cli.py",
+        "sovstack/infra/templates/report.md.j2",
+        "sovstack/stack_templates/variables.yaml",
+        "sovstack/stack_templates/places.yaml",
+        "sovstack/stack_templates/profiles/eu.yaml",
+        "sovstack/policies/__main__.py",
+        "sovstack/policies/PulumiPolicy.yaml",
+    }
+    assert expected <= names, sorted(expected - names)
+    data = {n for n in names if n.startswith("sovstack/components/data/")}
+    shipped = {f"sovstack/components/data/{p.name}" for p in (ROOT / "components" / "data").glob("*.yaml")}
+    assert data == shipped
+
+
+@pytest.mark.slow
+def test_the_console_script_points_into_the_package(wheel: zipfile.ZipFile) -> None:
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    assert "sovstack = sovstack.infra.cli:main" in wheel.read(entry_points).decode()
