@@ -65,6 +65,8 @@ class Resource:
     props: Mapping[str, Any]
     urn: str = ""
     parent: str = ""
+    #: False for component resources (and the stack): their props are outputs, they place nothing.
+    custom: bool = True
 
 
 @dataclass(frozen=True)
@@ -177,10 +179,16 @@ def find_policies(
             )
         )
     policies = list(found.values())
-    profile, overrides = config.get("profile"), config.get("overrides")
-    if profile or overrides:
+    profile, overrides, spelled = config.get("profile"), config.get("overrides"), config.get("policy")
+    if profile or overrides or spelled:
         try:
-            policies.append(resolve_policy(profile=profile, overrides=dict(overrides or {})))
+            policies.append(
+                resolve_policy(
+                    profile=profile,
+                    overrides=dict(overrides or {}),
+                    policy=dict(spelled) if spelled else None,
+                )
+            )
         except (PolicyError, TypeError) as err:
             problems.append(Violation(f"pack config: {err}"))
     if not policies and not problems:
@@ -197,6 +205,8 @@ def check_regions(
     for policy in policies:
         engine = Engine(policy)
         for r in resources:
+            if not r.custom:
+                continue  # a component's `region` output repeats its children's; they are checked
             # Provider resources (`pulumi:providers:scaleway`) place their resources by default region.
             token = r.type
             if token.startswith("pulumi:providers:"):
@@ -470,7 +480,12 @@ def _days(amount: Any, unit: str) -> int:
 # -- adapters to pulumi_policy ------------------------------------------------------------------
 def resource_of(r: PolicyResource) -> Resource:
     parent = r.parent.urn if r.parent is not None else (r.opts.parent or "")
-    return Resource(type=r.resource_type, name=r.name, props=plain(r.props), urn=r.urn, parent=parent)
+    # A custom resource has a provider; a provider resource is one. Components (sovstack's own, and
+    # the stack itself) have neither: the engine shows them with their outputs as props.
+    custom = r.provider is not None or r.resource_type.startswith("pulumi:providers:")
+    return Resource(
+        type=r.resource_type, name=r.name, props=plain(r.props), urn=r.urn, parent=parent, custom=custom
+    )
 
 
 def _unique(violations: Iterable[Violation]) -> list[Violation]:
@@ -512,6 +527,10 @@ class Rule:
 
 
 POLICY_CONFIG = {
+    "policy": {
+        "type": "object",
+        "description": "A whole residency policy (camelCase fields), as `sovstack preview` and `up` pass it.",
+    },
     "profile": {
         "type": "string",
         "description": "Residency profile (components/data/policies.yaml) applied in addition to the "
@@ -586,3 +605,18 @@ def check_all(
 ) -> dict[str, list[Violation]]:
     """Every rule over `resources`; `config` is the --policy-pack-config mapping (rule name -> config)."""
     return {rule.name: rule.run(resources, (config or {}).get(rule.name, {})) for rule in RULES}
+
+
+def pack_config_for(policy: ResidencyPolicy, *, public_endpoint: bool = False) -> dict[str, dict[str, Any]]:
+    """The --policy-pack-config for a stack: its whole policy for every rule that needs one."""
+    body = policy.model_dump(mode="json", by_alias=True, exclude={"description", "source"})
+    config: dict[str, dict[str, Any]] = {}
+    for rule in RULES:
+        entry: dict[str, Any] = {}
+        if rule.needs_policy:
+            entry["policy"] = body
+        if rule.config_schema and "publicEndpoint" in rule.config_schema:
+            entry["publicEndpoint"] = public_endpoint
+        if entry:
+            config[rule.name] = entry
+    return config

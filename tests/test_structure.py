@@ -31,6 +31,7 @@ INFRA_ORDER = (
     "stack",
     "program",
     "plan",
+    "deploy",
     "cli",
     "__main__",
 )
