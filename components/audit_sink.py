@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes
@@ -37,13 +38,21 @@ class AuditSink(pulumi.ComponentResource):
         *,
         provider: pulumi_kubernetes.Provider | None,
         cloud_provider: pulumi.ProviderResource | None = None,
+        minio_credentials: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None,
+        needs: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`cloud_provider`: the cluster's Scaleway or OVHcloud provider (scaleway and ovh backends).
+        For `minio`, the component makes its own provider for the site's MinIO at `args.endpoint`, with
+        `minio_credentials` (user, password; secret config) or, if None, MINIO_USER/MINIO_PASSWORD.
+        `needs`: what the shippers wait for besides the bucket (the ExternalSecrets of their credentials)."""
         # Before anything is registered, the component itself included (args may come from model_construct).
         validate_audit_sink_args(args)
         super().__init__("sovstack:audit:AuditSink", name, None, opts)
         spec = build_audit_bucket(args)
         manifests = build_audit_sink(args)
+        if args.backend == "minio":
+            cloud_provider = self._minio_provider(name, args, minio_credentials)
         # An audit bucket outlives the stack: `pulumi destroy` must neither fail on nor delete it.
         keep = pulumi.ResourceOptions(
             parent=self, provider=cloud_provider, protect=True, retain_on_delete=True
@@ -56,15 +65,20 @@ class AuditSink(pulumi.ComponentResource):
         elif args.backend == "minio":
             self.bucket, self.versioning = self._minio(name, args, keep)
         ready: list[pulumi.Resource] = [r for r in (self.bucket, self.lock, self.versioning) if r is not None]
+        ready += list(needs or [])
 
         self.objects = []
         if args.backend == "minio":
             # The retention Job runs first; shippers only start once the default retention is set.
             job, manifests = manifests[:1], manifests[1:]
-            self.objects += register_objects(job, parent=self, provider=provider, depends_on=ready)
+            self.objects += register_objects(
+                job, owner=name, parent=self, provider=provider, depends_on=ready
+            )
             self.lock = self.objects[0]
             ready = [self.lock]
-        self.objects += register_objects(manifests, parent=self, provider=provider, depends_on=ready)
+        self.objects += register_objects(
+            manifests, owner=name, parent=self, provider=provider, depends_on=ready
+        )
 
         # Resolved from the bucket resource where there is one, so consumers wait for the bucket.
         name_output = getattr(self.bucket, "bucket" if args.backend == "minio" else "name", None)
@@ -115,6 +129,23 @@ class AuditSink(pulumi.ComponentResource):
             object_lock=object_lock,
             versioning={"status": "enabled"},
             opts=keep,
+        )
+
+    def _minio_provider(
+        self, name: str, args: AuditSinkArgs, credentials: tuple[pulumi.Input[str], pulumi.Input[str]] | None
+    ) -> pulumi.ProviderResource:
+        import pulumi_minio
+
+        endpoint = urlparse(args.endpoint)
+        user, password = credentials if credentials is not None else (None, None)
+        return pulumi_minio.Provider(
+            f"{name}-minio",
+            minio_server=endpoint.netloc,
+            minio_ssl=endpoint.scheme == "https",
+            minio_region=args.s3_region,
+            minio_user=user,
+            minio_password=password,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     @staticmethod

@@ -14,7 +14,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from sovstack.components.builders.gpu_cluster import (
-    ClusterDescription,
     describe_cluster,
     talos_controlplane_patch,
     talos_gpu_installer,
@@ -22,7 +21,6 @@ from sovstack.components.builders.gpu_cluster import (
 )
 from sovstack.components.builders.gpu_cluster_args import GpuClusterArgs, TalosMachine
 from sovstack.components.kube import dns_name
-from sovstack.components.kubernetes_objects import register_objects
 
 TYPE_TOKEN = "sovstack:cluster:GpuCluster"
 
@@ -35,8 +33,10 @@ class GpuCluster(pulumi.ComponentResource):
     """A Kubernetes cluster whose GPU nodes carry sovstack's pool, zone and GPU labels and the GPU taint.
 
     Attributes: `kubeconfig` (secret Output[str]), `provider` (the cluster's Kubernetes provider, named
-    `<name>-k8s`), `region`, `zones`, `gpu_pools` (pool sizes for serving), `description`, `resources`
-    (logical name -> child), `gpu_operator` (the Helm release or None).
+    `<name>-k8s`), `cloud_provider` (the explicit Scaleway, OVHcloud or Talos provider every cloud
+    resource of the cluster uses, configured for its region; None for `existing`), `region`, `zones`,
+    `gpu_pools` (pool sizes for serving), `description`, `resources` (logical name -> child), `nodes`
+    (what must exist before operators are installed: the pools, the node label patches).
     """
 
     kubeconfig: pulumi.Output[str]
@@ -64,7 +64,7 @@ class GpuCluster(pulumi.ComponentResource):
         self._by_name = {r["name"]: r for r in description.resources}
         self._pools: list[pulumi.Resource] = []
         self._prefix = name
-        self.namespaces: list[pulumi.CustomResource] = []
+        self.cloud_provider = self._cloud_provider(name)
 
         backends = {"scaleway": self._scaleway, "ovh": self._ovh, "talos": self._talos}
         raw = backends[args.backend]() if args.backend in backends else kubeconfig
@@ -85,7 +85,7 @@ class GpuCluster(pulumi.ComponentResource):
             )
             for patch in description.node_label_patches
         ]
-        self.gpu_operator = self._gpu_operator(name, description)
+        self.nodes: list[pulumi.Resource] = [*self._pools, *self.node_patches]
         self.register_outputs(
             {
                 "kubeconfig": self.kubeconfig,
@@ -97,7 +97,36 @@ class GpuCluster(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------------------------ helpers
     def _opts(self, resource: dict[str, Any], **extra: Any) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, protect=resource["protect"], **extra)
+        return pulumi.ResourceOptions(
+            parent=self,
+            provider=self.cloud_provider,
+            protect=resource["protect"],
+            ignore_changes=resource.get("ignoreChanges"),
+            **extra,
+        )
+
+    def _cloud_provider(self, name: str) -> pulumi.ProviderResource | None:
+        """One explicit provider per cluster, set to its region: no resource falls back to a default
+        provider configured elsewhere (environment, another stack's config)."""
+        args, opts = self.args, pulumi.ResourceOptions(parent=self)
+        if args.backend == "scaleway":
+            import pulumiverse_scaleway as scw
+
+            options = args.scaleway
+            project = options.project_id if options else None
+            zone = next((r["zone"] for r in self.description.resources if r.get("zone")), None)
+            return scw.Provider(
+                f"{name}-scaleway", region=args.region, zone=zone, project_id=project, opts=opts
+            )
+        if args.backend == "ovh":
+            import pulumi_ovh as ovh
+
+            return ovh.Provider(f"{name}-ovh", endpoint="ovh-eu", opts=opts)
+        if args.backend == "talos":
+            import pulumiverse_talos as talos
+
+            return talos.Provider(f"{name}-talos", opts=opts)
+        return None
 
     def _add(self, cls: Any, logical: str, *, options: dict[str, Any] | None = None, **refs: Any) -> Any:
         """Register the described resource `logical` with its static inputs plus `refs`."""
@@ -172,7 +201,7 @@ class GpuCluster(pulumi.ComponentResource):
                 config_patches=[json.dumps(talos_controlplane_patch(args), sort_keys=True)]
                 if role == "controlplane"
                 else [],
-                opts=pulumi.InvokeOutputOptions(parent=self),
+                opts=pulumi.InvokeOutputOptions(parent=self, provider=self.cloud_provider),
             ).machine_configuration
             for role in ("controlplane", "worker")
         }
@@ -194,37 +223,32 @@ class GpuCluster(pulumi.ComponentResource):
             client_configuration=client,
             options={"depends_on": control_planes},
         )
+        credentials = client.apply(
+            lambda c: {
+                "ca_certificate": c.ca_certificate,
+                "client_certificate": c.client_certificate,
+                "client_key": c.client_key,
+            }
+        )
+        # Nothing reads the cluster before Talos reports every machine and Kubernetes healthy: the
+        # platform's charts would otherwise race a control plane that is still coming up.
+        addresses = {
+            role: [m.address for m in options.machines if m.role == role]
+            for role in ("controlplane", "worker")
+        }
+        health = talos.cluster.get_health_output(
+            client_configuration=credentials,
+            control_plane_nodes=addresses["controlplane"],
+            worker_nodes=addresses["worker"],
+            endpoints=addresses["controlplane"],
+            opts=pulumi.InvokeOutputOptions(
+                parent=self, provider=self.cloud_provider, depends_on=[bootstrap]
+            ),
+        )
         kubeconfig = self._add(
             talos.cluster.Kubeconfig,
             f"{n}-kubeconfig",
-            client_configuration=client.apply(
-                lambda c: {
-                    "ca_certificate": c.ca_certificate,
-                    "client_certificate": c.client_certificate,
-                    "client_key": c.client_key,
-                }
-            ),
+            client_configuration=pulumi.Output.all(health, credentials).apply(lambda both: both[1]),
             options={"depends_on": [bootstrap]},
         )
         return kubeconfig.kubeconfig_raw
-
-    def _gpu_operator(self, name: str, description: ClusterDescription) -> k8s.helm.v3.Release | None:
-        chart = description.gpu_operator_chart
-        if chart is None:
-            return None
-        self.namespaces = register_objects(
-            description.kubernetes_objects, parent=self, provider=self.provider, depends_on=self._pools
-        )
-        return k8s.helm.v3.Release(
-            f"{name}-gpu-operator",
-            name=chart["name"],
-            chart=chart["name"],
-            version=chart["version"],
-            repository_opts={"repo": chart["repository"]},
-            namespace=chart["namespace"],
-            create_namespace=False,
-            values=chart["values"],
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=self.provider, depends_on=[*self.namespaces, *self._pools]
-            ),
-        )

@@ -30,8 +30,12 @@ class ModelServing(pulumi.ComponentResource):
         args: ModelServingArgs,
         *,
         provider: pulumi_kubernetes.Provider | None,
+        needs: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`needs`: what must exist before the model's objects (the GPU Operator, the releases that
+        define its custom kinds, the ExternalSecrets that create its Secrets): Platform.ready and
+        ExternalSecrets.ready give them."""
         # Validate again (model_copy(update=...) skips validation) and build everything before the
         # component or any child is registered.
         # The weights union is discriminated by `source`, a default that exclude_unset would drop.
@@ -40,7 +44,9 @@ class ModelServing(pulumi.ComponentResource):
         args = ModelServingArgs.model_validate(data)
         manifests = build_model_serving(args)
         super().__init__("sovstack:serving:ModelServing", name, None, opts)
-        self.objects = register_objects(manifests, parent=self, provider=provider)
+        self.objects = register_objects(
+            manifests, owner=name, parent=self, provider=provider, depends_on=list(needs or [])
+        )
         by_kind = {
             manifest["kind"]: resource for manifest, resource in zip(manifests, self.objects, strict=True)
         }

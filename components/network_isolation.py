@@ -29,8 +29,10 @@ class NetworkIsolation(pulumi.ComponentResource):
         super().__init__("sovstack:network:NetworkIsolation", name, None, opts)
         # The args model validated itself on construction; building is pure and raises before any child.
         manifests = build_network_isolation(args)
-        self.objects = register_objects(manifests, parent=self, provider=provider)
-        # register_objects registers Namespaces first, in their given order: pair them back by position.
-        names = [m["metadata"]["name"] for m in manifests if m["kind"] == "Namespace"]
-        self.namespaces = dict(zip(names, self.objects[: len(names)], strict=True))
+        self.objects = register_objects(manifests, owner=name, parent=self, provider=provider)
+        self.namespaces = {
+            m["metadata"]["name"]: r
+            for m, r in zip(manifests, self.objects, strict=True)
+            if m["kind"] == "Namespace"
+        }
         self.register_outputs({"namespaces": list(self.namespaces)})

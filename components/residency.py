@@ -502,6 +502,9 @@ def resource_location_findings(
     if not values:
         return []
     package = type_token.split(":", 1)[0]
+    if type_token.startswith("pulumi:providers:"):
+        # A provider resource places what it creates by its configured region.
+        package = type_token.rsplit(":", 1)[-1]
     path = f"{type_token}::{name}"
     if package not in engine.catalog.providers:
         key, value = values[0]

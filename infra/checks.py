@@ -74,6 +74,11 @@ def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:
     ]
     if spec.audit.endpoint is not None:
         endpoints.append((("audit", "endpoint"), spec.audit.endpoint))
+    if spec.secrets.external_secrets is not None:
+        # The External Secrets Operator reads the store: its namespace's egress rule needs the addresses.
+        endpoints.append(
+            (("secrets", "externalSecrets", "storeEndpoint"), spec.secrets.external_secrets.store_endpoint)
+        )
     problems: list[SpecProblem] = []
     for loc, url in endpoints:
         try:

@@ -57,6 +57,13 @@ from sovstack.components.builders.network_isolation import (
     NetworkIsolationArgs,
     build_network_isolation,
 )
+from sovstack.components.builders.platform import (
+    GatewayArgs,
+    PlatformArgs,
+    PlatformDescription,
+    SecretStoreArgs,
+    describe_platform,
+)
 from sovstack.components.capacity import get_gpu
 from sovstack.components.catalog import load_catalog
 from sovstack.components.kube import Manifest
@@ -94,6 +101,58 @@ def _s3_region_of(endpoint: str, fallback: str) -> str:
     if found and found[1].s3_region:
         return found[1].s3_region
     return fallback.lower()
+
+
+def platform_args(spec: CustomerSpec) -> PlatformArgs:
+    """What the workloads need installed: only what the spec uses."""
+    ns = namespaces_of(spec)
+    wanted = spec.secrets.external_secrets
+    store = None
+    if wanted is not None:
+        host = _host(wanted.store_endpoint)
+        cidrs = [c for e in spec.network.egress if e.host == host for c in e.cidrs]
+        store = SecretStoreArgs(
+            name=wanted.store,
+            server=wanted.store_endpoint,
+            path=wanted.vault_path,
+            version=wanted.vault_version,
+            auth_role=wanted.auth_role or f"sovstack-{spec.name}",
+            cidrs=cidrs,
+            port=urlparse(wanted.store_endpoint).port or 443,
+        )
+    gateways: dict[tuple[str, str], GatewayArgs] = {}
+    for model in spec.models:
+        route = model.route
+        if route is not None:
+            gateways.setdefault(
+                (route.gateway_namespace, route.gateway_name),
+                GatewayArgs(
+                    name=route.gateway_name,
+                    namespace=route.gateway_namespace,
+                    listener=route.section_name,
+                    tls_secret=route.tls_secret or f"{route.gateway_name}-tls",
+                ),
+            )
+    platform = spec.platform
+    return PlatformArgs(
+        customer=spec.name,
+        region=spec.cluster.location,
+        residency_profile=spec.residency.label,
+        backend=spec.cluster.provider,
+        gpu_operator=GpuOperatorOptions(**spec.cluster.gpu_operator.model_dump()),
+        secret_store=store,
+        keda=any(m.autoscaling for m in spec.models),
+        gateways=[gateways[k] for k in sorted(gateways)],
+        prometheus_crds=any(m.service_monitor for m in spec.models),
+        chart_repository=platform.chart_repository,
+        image_registry=platform.image_registry,
+        image_digests=dict(platform.image_digests),
+        values={k: dict(v) for k, v in platform.values.items()},
+        api_server_cidrs=list(spec.network.api_server_cidrs),
+        monitoring_namespaces=list(spec.network.monitoring_namespaces),
+        client_cidrs=list(spec.network.ingress_cidrs),
+        serving_namespace=ns.serving,
+    )
 
 
 class Composition:
@@ -194,7 +253,7 @@ class Composition:
         else:
             extra["replicas"] = model.replicas
         if model.route is not None:
-            extra["route"] = Route(**model.route.model_dump())
+            extra["route"] = Route(**model.route.model_dump(exclude={"tls_secret"}))
         return ModelServingArgs(
             customer=spec.name,
             model_name=model.name,
@@ -222,8 +281,12 @@ class Composition:
         audit_endpoint = defaults.audit_endpoint(spec)
         audit_host = _host(audit_endpoint) if audit_endpoint else None
         weight_hosts = {_host(m.weights.s3.endpoint) for m in spec.models if m.weights.s3}
+        store = spec.secrets.external_secrets
+        store_host = _host(store.store_endpoint) if store else None
         egress = []
         for e in spec.network.egress:
+            if e.host == store_host:
+                continue  # the External Secrets Operator reads the store (platform layer), no workload does
             users: list[str] = []
             if e.host in weight_hosts or e.host != audit_host:
                 users.append(ns.serving)
@@ -354,8 +417,16 @@ class Composition:
         return self._objects
 
     @cached_property
+    def platform(self) -> PlatformArgs:
+        return platform_args(self.spec)
+
+    @cached_property
+    def platform_description(self) -> PlatformDescription:
+        return describe_platform(self.platform)
+
+    @cached_property
     def _objects(self) -> list[Manifest]:
-        objects: list[Manifest] = list(self.cluster_description.kubernetes_objects)
+        objects: list[Manifest] = list(self.platform_description.kubernetes_objects)
         objects += build_network_isolation(self.network)
         objects += build_audit_sink(self.audit)
         for args in self.serving:
@@ -367,8 +438,8 @@ class Composition:
         return build_external_secrets(self.external_secrets) if self.external_secrets else []
 
     def charts(self) -> list[dict[str, Any]]:
-        chart = self.cluster_description.gpu_operator_chart
-        return [dict(chart)] if chart else []
+        """The platform's Helm releases (name, chart, repository, version, namespace, values), install order."""
+        return [r.model_dump() for r in self.platform_description.releases]
 
     def cloud_resources(self) -> list[dict[str, Any]]:
         """Non-Kubernetes resources `pulumi up` would create, with their regions."""

@@ -5,23 +5,12 @@ Defaults come from the components' data files; this module only decides which ap
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sovstack.components.builders.audit_sink import audit_data
-from sovstack.components.builders.gpu_cluster import operator_chart_for, operator_image_registries
 from sovstack.components.builders.gpu_cluster_args import GpuOperatorOptions, load_cluster_facts
 from sovstack.components.builders.model_serving_args import serving_defaults
 from sovstack.components.catalog import load_catalog, provider_for_backend
 from sovstack.components.residency import ResidencyPolicy
 from sovstack.infra.spec import CustomerSpec, ModelSpec
-
-
-@dataclass(frozen=True)
-class Chart:
-    name: str
-    repository: str
-    version: str
-    namespace: str
 
 
 def vllm_image(spec: CustomerSpec, model: ModelSpec) -> str:
@@ -34,14 +23,6 @@ def weights_fetcher_image(spec: CustomerSpec) -> str:
 
 def fluent_bit_image(spec: CustomerSpec) -> str:
     return spec.registries.fluent_bit or audit_data().images.fluent_bit.image
-
-
-def gpu_operator_chart(spec: CustomerSpec) -> Chart | None:
-    """The GPU Operator chart the stack installs, or None (Scaleway installs its own; see charts.yaml)."""
-    chart = operator_chart_for(spec.cluster.provider, gpu_operator_options(spec))
-    if chart is None:
-        return None
-    return Chart(chart["name"], chart["repository"], chart["version"], chart["namespace"])
 
 
 def audit_endpoint(spec: CustomerSpec) -> str | None:
@@ -85,7 +66,3 @@ def talos_installer_image(spec: CustomerSpec) -> str:
 
 def gpu_operator_options(spec: CustomerSpec) -> GpuOperatorOptions:
     return GpuOperatorOptions(**spec.cluster.gpu_operator.model_dump())
-
-
-def gpu_operator_image_registries(spec: CustomerSpec) -> tuple[str, ...]:
-    return operator_image_registries(gpu_operator_options(spec))

@@ -7,6 +7,7 @@ type, name, parent, provider and inputs. Secret values are replaced by `[secret]
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import runpy
 from dataclasses import dataclass, field
@@ -46,11 +47,18 @@ class PlannedResource:
     provider: str
     custom: bool
     inputs: dict[str, Any]
+    protect: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    #: URNs this resource waits for: depends_on and the resources its inputs come from.
+    depends_on: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "urn": self.urn,
             "type": self.type,
+            "protect": self.protect,
+            "ignoreChanges": self.ignore_changes,
+            "dependsOn": self.depends_on,
             "name": self.name,
             "parent": self.parent,
             "provider": self.provider,
@@ -134,7 +142,34 @@ def _computed_outputs(typ: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-class _Monitor(pulumi_mocks.MockMonitor):
+class TransformingMonitor(pulumi_mocks.MockMonitor):
+    """Pulumi's mock monitor, running the stack's resource transforms as the engine does.
+
+    The SDK's mock monitor records `register_resource_transform` callbacks but never calls them, so
+    a program's guard (infra/program.py `residency_guard`) would pass anything under mocks. This one
+    calls each with the resource's type, name and inputs before registering it: a transform that
+    raises fails the registration, and so the program, as it does under `pulumi up`.
+    """
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+        transforms = self.get_registered_transforms()
+        if transforms and request.type != "pulumi:pulumi:Stack":
+            props = pulumi.runtime.rpc.deserialize_properties(request.object)
+            for transform in transforms:
+                args = pulumi.ResourceTransformArgs(
+                    custom=bool(request.custom),
+                    type_=request.type,
+                    name=request.name,
+                    props=props,
+                    opts=pulumi.ResourceOptions(),
+                )
+                result = transform(args)
+                if inspect.isawaitable(result):
+                    result = _sync_await(result)
+        return super().RegisterResource(request)
+
+
+class _Monitor(TransformingMonitor):
     """Records parent and provider of every registration, which MockResourceArgs does not carry."""
 
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
@@ -154,6 +189,9 @@ class _Monitor(pulumi_mocks.MockMonitor):
                     provider=request.provider,
                     custom=bool(request.custom),
                     inputs=redact(inputs),
+                    protect=bool(request.protect),
+                    ignore_changes=sorted(request.ignoreChanges),
+                    depends_on=sorted(set(request.dependencies)),
                 )
             )
         return response

@@ -61,10 +61,16 @@ def load_spec_from_config(file: str) -> CustomerSpec:
 
 
 def residency_guard(policy: ResidencyPolicy) -> Any:
-    """A stack transformation that fails any resource placed outside the policy."""
+    """A resource transform that fails any resource placed outside the policy.
+
+    Provider resources count too: `pulumi:providers:scaleway` is checked by the region it is configured
+    for, since it places every resource that sets none.
+    """
     engine = Engine(policy)
 
-    def guard(args: pulumi.ResourceTransformationArgs) -> None:
+    def guard(args: pulumi.ResourceTransformArgs) -> None:
+        if not args.custom:
+            return  # a component places nothing itself; its children are checked one by one
         props = args.props if isinstance(args.props, dict) else {}
         broken = failures(resource_location_findings(engine, args.type_, args.name, props))
         if broken:
@@ -90,7 +96,7 @@ def main() -> None:
     refusals, composition = build_composition(spec)
     if refusals or composition is None:
         raise SpecRefused(str(SpecError([Problem(file, format_loc(loc), msg) for loc, msg in refusals])))
-    pulumi.runtime.register_stack_transformation(residency_guard(composition.policy))
+    pulumi.runtime.register_resource_transform(residency_guard(composition.policy))
 
     kubeconfig = None
     if spec.cluster.provider == "existing":
@@ -101,8 +107,18 @@ def main() -> None:
             raise SpecRefused(
                 f"{file}: config.{key}: required for an existing cluster; set it with `pulumi config set --secret {key} < kubeconfig`"
             )
+    minio = None
+    if composition.audit.backend == "minio":
+        config = pulumi.Config("sovstack")
+        user, password = config.get_secret("auditMinioUser"), config.get_secret("auditMinioPassword")
+        minio = (user, password) if user is not None and password is not None else None
     sovereign = SovereignStack(
-        spec.name, spec, findings=findings, kubeconfig=kubeconfig, composition=composition
+        spec.name,
+        spec,
+        findings=findings,
+        kubeconfig=kubeconfig,
+        minio_credentials=minio,
+        composition=composition,
     )
     for key, value in sovereign.stack_outputs().items():
         pulumi.export(key, value)

@@ -9,6 +9,7 @@ secret values (workloads reference Secrets by name; none is rendered).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -144,8 +145,9 @@ def argocd_applications(composition: Composition, stack: str, git: GitSource) ->
             "spec": {
                 "project": "default",
                 "source": {
-                    "repoURL": chart["repository"],
-                    "chart": chart["name"],
+                    # Argo CD names an OCI registry without its scheme.
+                    "repoURL": chart["repository"].removeprefix("oci://"),
+                    "chart": chart["chart"],
                     "targetRevision": chart["version"],
                     "helm": {"releaseName": chart["name"], "valuesObject": chart.get("values", {})},
                 },
@@ -287,7 +289,10 @@ def render_all(
     failures: list[tuple[str, int, list[str]]] = []
     objects = 0
     done = 0
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # forkserver, not fork: a parent that runs gRPC threads (Pulumi's, in a test or a program embedding
+    # sovstack) would hand its workers locks held by threads that do not exist in the child.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_render_worker, str(p), str(out), git) for p in stacks]
         for future in as_completed(futures):
             name, code, lines, count = future.result()

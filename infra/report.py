@@ -24,7 +24,10 @@ TEMPLATES = Path(__file__).with_name("templates")
 CUSTOM_KINDS = (
     "Application",
     "CiliumNetworkPolicy",
+    "ClusterSecretStore",
     "ExternalSecret",
+    "Gateway",
+    "GatewayClass",
     "HTTPRoute",
     "ScaledObject",
     "ServiceMonitor",
@@ -48,6 +51,7 @@ def build_report(
         | {defaults.fluent_bit_image(spec)}
         | ({defaults.weights_fetcher_image(spec)} if any(m.weights.s3 for m in spec.models) else set())
         | ({defaults.minio_client_image(spec)} if backend == "minio" else set())
+        | set(composition.platform_description.images)
     )
     # A stack outside its policy may be refused by the components too: report what the spec says.
     try:
@@ -55,7 +59,6 @@ def build_report(
         cloud_resources, endpoints, refused = composition.cloud_resources(), composition.service_urls(), None
     except ValueError as err:  # pydantic's ValidationError and ClusterArgsError are ValueErrors
         kinds, cloud_resources, endpoints, refused = [], [], {}, str(err).splitlines()[0]
-    chart = defaults.gpu_operator_chart(spec)
     return {
         "stack": loaded.name,
         "customer": {"name": spec.name, "displayName": spec.display_name},
@@ -105,10 +108,9 @@ def build_report(
             ],
             "images": images,
             "chartRepositories": [
-                {"chart": chart.name, "repository": chart.repository, "version": chart.version}
-            ]
-            if chart
-            else [],
+                {"chart": c["chart"], "repository": c["repository"], "version": c["version"]}
+                for c in composition.charts()
+            ],
             "egress": [
                 {"name": e.name, "host": e.host, "cidrs": list(e.cidrs), "ports": list(e.ports)}
                 for e in spec.network.egress

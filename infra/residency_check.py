@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from sovstack.components.builders.platform import GPU_OPERATOR, describe_platform
 from sovstack.components.catalog import provider_for_backend
 from sovstack.components.residency import Engine, Finding, ResidencyPolicy
 from sovstack.infra import defaults
+from sovstack.infra.compose import platform_args
 from sovstack.infra.lookups import audit_backend, policy_of
 from sovstack.infra.spec import CustomerSpec
 
@@ -27,11 +29,7 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
             findings.append(engine.zone(f"{p}.gpuPools[{i}].zones[{j}]", provider, cluster.location, zone))
     if cluster.talos is not None and any(m.pool for m in cluster.talos.machines):
         findings += engine.image(f"{p}.talos.installerImage", defaults.talos_installer_image(spec))
-    chart = defaults.gpu_operator_chart(spec)
-    if chart is not None:
-        findings.append(engine.chart_repository(f"{p}.gpuOperator.repository", chart.repository))
-        for registry in defaults.gpu_operator_image_registries(spec):
-            findings.append(engine.registry(f"{p}.gpuOperator.imageRepository", registry))
+    findings += _platform_findings(engine, spec)
 
     # Audit trail: where the bucket lives, how long it keeps, the shipper's image.
     a = f"{PREFIX}.audit"
@@ -81,6 +79,26 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
         f"{s}.secretsProvider", spec.state.secrets_provider, spec.state.vault_address, f"{s}.vaultAddress"
     )
     return _dedupe(findings)
+
+
+def _platform_findings(engine: Engine, spec: CustomerSpec) -> list[Finding]:
+    """Every chart the platform layer installs comes from an allowed repository; every image its pods
+    pull (each one set through values) from an allowed registry, pinned."""
+    findings: list[Finding] = []
+    operator = spec.cluster.gpu_operator
+    for release in describe_platform(platform_args(spec)).releases:
+        if release.key == GPU_OPERATOR and (operator.repository or not spec.platform.chart_repository):
+            where = f"{PREFIX}.cluster.gpuOperator.repository"
+        else:
+            where = f"{PREFIX}.platform.chartRepository"
+        findings.append(engine.chart_repository(where, release.repository))
+        findings += [
+            engine.registry(f"{PREFIX}.cluster.gpuOperator.imageRepository", registry)
+            for registry in release.image_registries
+        ]
+        for image in release.images:
+            findings += engine.image(f"{PREFIX}.platform.imageRegistry", image)
+    return findings
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

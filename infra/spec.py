@@ -266,9 +266,16 @@ class AutoscalingSpec(SpecModel):
 
 class RouteSpec(SpecModel):
     hostname: str = Field(description="Public or internal host name of the endpoint.")
-    gateway_name: str = Field(description="Gateway API Gateway to attach to.")
-    gateway_namespace: str = Field(description="Namespace of that Gateway.")
+    gateway_name: DnsLabel = Field(
+        description="Gateway API Gateway to attach to; the platform layer creates it (Envoy Gateway)."
+    )
+    gateway_namespace: DnsLabel = Field(description="Namespace of that Gateway; its Envoy proxies run there.")
     section_name: str = Field(default="https", description="The Gateway's TLS listener.")
+    tls_secret: DnsLabel | None = Field(
+        default=None,
+        description="Secret in the Gateway's namespace holding its certificate (cert-manager or by hand); "
+        "<gatewayName>-tls if omitted.",
+    )
 
 
 class ModelSpec(SpecModel):
@@ -385,6 +392,12 @@ class ExternalSecretsSpec(SpecModel):
         default=None,
         description="Path of the values in the store: `<prefix>/<secret name>`; sovstack/<name>.",
     )
+    vault_path: str = Field(default="sovstack", description="KV mount of the store's Vault.")
+    vault_version: Literal["v1", "v2"] = Field(default="v2", description="KV secrets engine version.")
+    auth_role: str | None = Field(
+        default=None,
+        description="Vault Kubernetes-auth role the External Secrets Operator logs in as; sovstack-<name>.",
+    )
 
 
 class SecretsSpec(SpecModel):
@@ -392,6 +405,28 @@ class SecretsSpec(SpecModel):
         default=None,
         description="Create the Secrets the workloads reference (API keys, S3 credentials) from an in-region "
         "store with External Secrets; omit to create them yourself.",
+    )
+
+
+class PlatformSpec(SpecModel):
+    chart_repository: str | None = Field(
+        default=None,
+        pattern=r"^(https|oci)://",
+        description="Chart mirror every platform chart comes from (https:// Helm repository or oci:// path), "
+        "checked by the chart rules; the charts' upstream repositories if omitted.",
+    )
+    image_registry: str | None = Field(
+        default=None,
+        description="Registry path mirroring every platform image (External Secrets, KEDA, Envoy Gateway), "
+        "checked by the registry rules; upstream registries if omitted.",
+    )
+    image_digests: dict[str, str] = Field(
+        default_factory=dict,
+        description="sha256 digest of each platform image in the mirror, by name (components/data/platform.yaml); "
+        "an image without one is a placeholder until given.",
+    )
+    values: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Extra Helm values per platform chart, merged over sovstack's."
     )
 
 
@@ -417,6 +452,10 @@ class CustomerSpec(SpecModel):
     state: StateSpec = Field(description="Pulumi state backend and secrets provider.")
     secrets: SecretsSpec = Field(
         default_factory=SecretsSpec, description="Where the workloads' Secrets come from."
+    )
+    platform: PlatformSpec = Field(
+        default_factory=PlatformSpec,
+        description="Where the platform layer's charts and images come from (operators and CRDs the models need).",
     )
 
     @property

@@ -1,8 +1,9 @@
-"""`SovereignStack`: one regulated customer's whole stack, composed from the four components.
+"""`SovereignStack`: one regulated customer's whole stack, composed from the components.
 
-A GpuCluster; NetworkIsolation, AuditSink and one ModelServing per model on the cluster's
-Kubernetes provider. Names derive from the customer and each model's own name only, so adding a
-model or a pool never renames (or replaces) what exists.
+A GpuCluster, then on its Kubernetes provider: the Platform (operators and CRDs), NetworkIsolation,
+AuditSink, ExternalSecrets and one ModelServing per model, each waiting for what it needs through
+typed readiness (`Platform.ready`, `ExternalSecrets.ready`). Names derive from the customer and each
+model's own name only, so adding a model or a pool never renames (or replaces) what exists.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import Any
 import pulumi
 
 from sovstack.components.audit_sink import AuditSink
+from sovstack.components.builders.model_serving import build_model_serving
 from sovstack.components.external_secrets import ExternalSecrets
 from sovstack.components.gpu_cluster import GpuCluster
 from sovstack.components.kube import dns_name
 from sovstack.components.model_serving import ModelServing
 from sovstack.components.network_isolation import NetworkIsolation
+from sovstack.components.platform import MovedFrom, Platform
 from sovstack.components.residency import Finding
 from sovstack.infra.compose import Composition
 from sovstack.infra.spec import CustomerSpec
@@ -34,6 +37,7 @@ class SovereignStack(pulumi.ComponentResource):
         *,
         findings: list[Finding],
         kubeconfig: pulumi.Input[str] | None = None,
+        minio_credentials: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None,
         composition: Composition | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -46,34 +50,59 @@ class SovereignStack(pulumi.ComponentResource):
         self.findings = findings
         child = pulumi.ResourceOptions(parent=self)
 
-        self.cluster = GpuCluster(
-            dns_name(spec.name, "gpu"), composition.cluster, kubeconfig=kubeconfig, opts=child
-        )
+        cluster_name = dns_name(spec.name, "gpu")
+        self.cluster = GpuCluster(cluster_name, composition.cluster, kubeconfig=kubeconfig, opts=child)
         provider = self.cluster.provider
+        self.platform = Platform(
+            dns_name(spec.name, "platform"),
+            composition.platform,
+            provider=provider,
+            nodes=self.cluster.nodes,
+            moved_from=MovedFrom(self.cluster, cluster_name),
+            opts=child,
+        )
         self.network = NetworkIsolation(
             dns_name(spec.name, "network"), composition.network, provider=provider, opts=child
         )
         after_network = pulumi.ResourceOptions(parent=self, depends_on=[self.network])
-        self.audit = AuditSink(
-            dns_name(spec.name, "audit"), composition.audit, provider=provider, opts=after_network
-        )
-        self.models: dict[str, ModelServing] = {
-            args.model_name: ModelServing(
-                dns_name(spec.name, args.model_name), args, provider=provider, opts=after_network
-            )
-            for args in composition.serving
-        }
         # The Secrets the workloads reference, created from the in-region store (when the spec names one).
         self.external_secrets = (
             ExternalSecrets(
                 dns_name(spec.name, "secrets"),
                 composition.external_secrets,
                 provider=provider,
+                store_ready=self.platform.ready.secret_store,
                 opts=after_network,
             )
             if composition.external_secrets
             else None
         )
+        self.audit = AuditSink(
+            dns_name(spec.name, "audit"),
+            composition.audit,
+            provider=provider,
+            # Scaleway and OVHcloud buckets live with the cluster, through its provider.
+            cloud_provider=self.cluster.cloud_provider
+            if composition.audit.backend == spec.cluster.provider
+            else None,
+            minio_credentials=minio_credentials,
+            needs=self.external_secrets.ready_in(composition.namespaces.audit, composition.namespaces.logs)
+            if self.external_secrets
+            else [],
+            opts=after_network,
+        )
+        serving = composition.namespaces.serving
+        secrets_ready = self.external_secrets.ready_in(serving) if self.external_secrets else []
+        self.models: dict[str, ModelServing] = {}
+        for args in composition.serving:
+            needs = [
+                *self.platform.ready.gpu_operator,
+                *self.platform.ready.for_objects(build_model_serving(args)),
+                *secrets_ready,
+            ]
+            self.models[args.model_name] = ModelServing(
+                dns_name(spec.name, args.model_name), args, provider=provider, needs=needs, opts=after_network
+            )
         self.register_outputs(self.stack_outputs())
 
     def stack_outputs(self) -> dict[str, Any]:

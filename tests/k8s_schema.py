@@ -20,7 +20,10 @@ CUSTOM_KINDS = frozenset(
     {
         "Application",
         "CiliumNetworkPolicy",
+        "ClusterSecretStore",
         "ExternalSecret",
+        "Gateway",
+        "GatewayClass",
         "HTTPRoute",
         "ScaledObject",
         "ServiceMonitor",

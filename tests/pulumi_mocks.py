@@ -10,6 +10,8 @@ from typing import Any
 
 import pulumi
 
+from sovstack.infra.plan import TransformingMonitor
+
 FAKE_KUBECONFIG = (
     "apiVersion: v1\nkind: Config\nclusters:\n- name: mock\n  cluster:\n    server: https://10.0.0.1:6443\n"
     "contexts:\n- name: mock\n  context: {cluster: mock, user: mock}\ncurrent-context: mock\n"
@@ -82,7 +84,9 @@ def start_mocks(config: dict[str, str] | None = None) -> Iterator[Recorder]:
     asyncio.set_event_loop(loop)
     pulumi.runtime.settings.reset_options()
     recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="sovstack", stack="test", preview=False)
+    # The stack's resource transforms run as under the engine (the SDK's mock monitor skips them).
+    monitor = TransformingMonitor(recorder)
+    pulumi.runtime.set_mocks(recorder, project="sovstack", stack="test", preview=False, monitor=monitor)
     if config:
         pulumi.runtime.set_all_config(config)
     try:

@@ -32,9 +32,7 @@ from sovstack.components.kube import (
     LABEL_POOL,
     LABEL_REGION,
     LABEL_ZONE,
-    Manifest,
     dns_name,
-    standard_labels,
     to_yaml,
 )
 
@@ -52,10 +50,6 @@ class ClusterDescription(BaseModel):
         description="Cloud resources: type, name, region, zone, inputs, protect."
     )
     gpu_nodes: list[dict[str, Any]] = Field(description="Per GPU pool and zone: node labels and taints.")
-    gpu_operator_chart: dict[str, Any] | None
-    kubernetes_objects: list[Manifest] = Field(
-        description="Objects the component applies (the operator namespace)."
-    )
     node_label_patches: list[dict[str, Any]] = Field(
         description="existing backend: node name and labels to set."
     )
@@ -87,14 +81,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def gpu_operator_chart(args: GpuClusterArgs) -> dict[str, Any] | None:
-    """The Helm chart to install (name, repository, version, namespace, values), or None."""
-    return operator_chart_for(args.backend, args.gpu_operator)
-
-
 def operator_chart_for(backend: Backend, options: GpuOperatorOptions) -> dict[str, Any] | None:
-    """As `gpu_operator_chart`, from the backend and the operator options alone: the residency check
-    reads the chart's repository before any cluster args exist."""
+    """The GPU Operator chart to install for `backend` (name, repository, version, namespace, values), or
+    None where the backend brings its own or the options turn it off. The platform layer installs it."""
     if not operator_enabled_for(backend, options):
         return None
     facts = load_cluster_facts().gpu_operator
@@ -132,22 +121,6 @@ def operator_image_registries(options: GpuOperatorOptions) -> tuple[str, ...]:
     return load_cluster_facts().gpu_operator.default_image_registries
 
 
-def gpu_operator_namespace(args: GpuClusterArgs) -> Manifest:
-    """The operator's namespace, Pod Security `privileged`: its daemonsets need host access (charts.yaml)."""
-    facts = load_cluster_facts().gpu_operator
-    level = facts.namespace_pod_security.level
-    labels = standard_labels(
-        name=facts.namespace,
-        component="gpu-operator",
-        customer=args.customer,
-        region=args.region,
-        residency=args.residency_profile,
-    )
-    for mode in ("enforce", "audit", "warn"):
-        labels[f"pod-security.kubernetes.io/{mode}"] = level
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": facts.namespace, "labels": labels}}
-
-
 def node_labels(args: GpuClusterArgs, zone: str, pool: GpuPoolArgs | None = None) -> dict[str, str]:
     """sovstack's labels for a node in `zone` (of GPU pool `pool`, if any), then the pool's extra labels."""
     labels = {LABEL_CUSTOMER: args.customer, LABEL_REGION: args.region, LABEL_ZONE: zone}
@@ -164,11 +137,23 @@ class _Resources(list[dict[str, Any]]):
         self.region = region
 
     def add(
-        self, typ: str, logical: str, /, *, at: str | None = None, protect: bool = False, **inputs: Any
+        self,
+        typ: str,
+        logical: str,
+        /,
+        *,
+        at: str | None = None,
+        protect: bool = False,
+        ignore_changes: tuple[str, ...] = (),
+        **inputs: Any,
     ) -> None:
-        """Describe one resource; `at` is its zone when `zone` is not one of its inputs."""
+        """Describe one resource; `at` is its zone when `zone` is not one of its inputs. `ignore_changes`
+        names inputs the world changes after creation (an autoscaled pool's size), never reset by `up`."""
         where = {"region": self.region, "zone": at or inputs.get("zone")}
-        self.append({"type": typ, "name": logical, **where, "inputs": inputs, "protect": protect})
+        entry = {"type": typ, "name": logical, **where, "inputs": inputs, "protect": protect}
+        if ignore_changes:
+            entry["ignoreChanges"] = list(ignore_changes)
+        self.append(entry)
 
 
 def _node_pools(args: GpuClusterArgs) -> list[tuple[str, GpuPoolArgs | None, str, str | None, int, int]]:
@@ -228,6 +213,8 @@ def _scaleway_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]
     for key, pool, zone, node_type, low, high in _node_pools(args):
         out.add(
             SCW.format("kubernetes/pool:Pool"), f"{name}-pool-{key}-{zone}", protect=protect,
+            # The autoscaler moves `size` between min and max; `up` must not reset it to the minimum.
+            ignore_changes=("size",),
             name=dns_name(customer, key, zone), region=region, zone=zone, node_type=node_type, size=low,
             min_size=low, max_size=high, autoscaling=True, autohealing=True, public_ip_disabled=True,
             labels=node_labels(args, zone, pool), taints=[dict(GPU_TAINT)] if pool else [], **common,
@@ -263,6 +250,8 @@ def _ovh_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]:
         placement = {"availability_zones": [zone]} if multi_zone else {}
         out.add(
             OVH.format("kubeNodePool:KubeNodePool"), f"{name}-pool-{key}-{zone.lower()}", at=zone,
+            # The autoscaler moves `desired_nodes` between min and max; `up` must not reset it.
+            ignore_changes=("desired_nodes",),
             protect=protect, name=dns_name(customer, key, zone), flavor_name=flavor, autoscale=True,
             min_nodes=low, max_nodes=high, desired_nodes=low, template={"metadata": metadata, "spec": spec},
             **placement, **service,
@@ -372,7 +361,6 @@ def describe_cluster(
         for pool in args.gpu_pools
         for zone in pool.zones
     ]
-    chart = gpu_operator_chart(args)
     pools = {p.name: p for p in args.gpu_pools}
     patches = [
         {"name": node.name, "labels": node_labels(args, node.zone, pools[node.pool])}
@@ -384,8 +372,6 @@ def describe_cluster(
         zones=tuple(sorted(zones)),
         resources=resources,
         gpu_nodes=gpu_nodes,
-        gpu_operator_chart=chart,
-        kubernetes_objects=[gpu_operator_namespace(args)] if chart else [],
         node_label_patches=patches,
         gpu_pools=[
             {

@@ -437,7 +437,7 @@ def test_minio_bucket_locked_versioned_with_compliance_job(mocks: Recorder) -> p
         assert bucket.inputs["bucket"] == "acme-audit-trail" and bucket.inputs["objectLocking"] is True
         versioning = mocks.named("audit-versioning")
         assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
-        job = mocks.named("acme-audit/acme-audit-retention")
+        job = mocks.named("audit/acme-audit/acme-audit-retention")
         assert job.typ == "kubernetes:batch/v1:Job"
         assert (
             "retention set --default COMPLIANCE 200d audit/acme-audit-trail"

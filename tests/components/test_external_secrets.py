@@ -80,9 +80,9 @@ def test_the_component_registers_each_object_under_itself_with_the_provider(mock
     def check(urns: list[str]) -> None:
         registered = mocks.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
         assert sorted(r.name for r in registered) == [
-            "acme-audit/audit-s3",
-            "acme-serving/acme-api-key",
-            "acme-serving/weights-s3",
+            "acme-secrets/acme-audit/audit-s3",
+            "acme-secrets/acme-serving/acme-api-key",
+            "acme-secrets/acme-serving/weights-s3",
         ]
         assert all("sovstack:secrets:ExternalSecrets$" in urn for urn in urns)
         assert all(r.provider and "::k8s::" in r.provider for r in registered)

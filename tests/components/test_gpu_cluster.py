@@ -28,8 +28,12 @@ TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
 
 def children(cluster: GpuCluster) -> list[pulumi.Resource]:
-    extra = [cluster.provider, *cluster.namespaces, *cluster.node_patches]
-    return [*cluster.resources.values(), *extra, *([cluster.gpu_operator] if cluster.gpu_operator else [])]
+    extra = [cluster.provider, *cluster.node_patches]
+    return [
+        *cluster.resources.values(),
+        *extra,
+        *([cluster.cloud_provider] if cluster.cloud_provider else []),
+    ]
 
 
 async def common_checks(cluster: GpuCluster, mocks: Recorder) -> None:
@@ -38,6 +42,14 @@ async def common_checks(cluster: GpuCluster, mocks: Recorder) -> None:
     assert urns and all(COMPONENT in urn for urn in urns), urns
     assert await cluster.kubeconfig.is_secret()
     assert await cluster.kubeconfig.future() == FAKE_KUBECONFIG
+    # Every cloud resource goes through the cluster's own provider, none through a default one.
+    if cluster.cloud_provider is not None:
+        provider_ref = (
+            f"{await cluster.cloud_provider.urn.future()}::{await cluster.cloud_provider.id.future()}"
+        )
+        cloud = [r for r in mocks.resources if r.custom and not r.typ.startswith(("kubernetes:", "pulumi:"))]
+        assert cloud and {r.provider for r in cloud} == {provider_ref}, {r.provider for r in cloud}
+    assert not mocks.of_type("kubernetes:helm.sh/v3:Release"), "the platform layer installs charts"
     provider_urn = str(await cluster.provider.urn.future())
     assert provider_urn.endswith("pulumi:providers:kubernetes::c-k8s")
     for registered in mocks.resources:
@@ -80,7 +92,8 @@ def test_scaleway_registers_network_cluster_acl_and_pools(mocks: Recorder) -> Co
             {"ip": "51.15.0.10/32", "description": "public gateway"},
         ]
         assert mocks.named("c-gw-pn").inputs["privateNetworkId"] == "c-pn-id"
-        assert cluster.gpu_operator is None and not mocks.of_type("kubernetes:helm.sh/v3:Release")
+        provider = mocks.named("c-scaleway").inputs
+        assert (provider["region"], provider["zone"]) == ("fr-par", "fr-par-2")
         res = cluster.resources
         assert res["c-cluster"]._protect is True and res["c-pool-h100-fr-par-2"]._protect is True
         assert res["c-vpc"]._protect is False
@@ -124,13 +137,7 @@ def test_ovh_registers_private_network_kube_ip_restrictions_pools_and_operator(
         assert (pool["minNodes"], pool["maxNodes"], pool["desiredNodes"]) == (0.0, 2.0, 0.0)
         assert pool["template"]["spec"]["taints"] == [TAINT]
         assert pool["template"]["metadata"]["labels"]["sovstack.io/gpu"] == "H100"
-        release = mocks.named("c-gpu-operator").inputs
-        assert release["chart"] == "gpu-operator" and release["namespace"] == "gpu-operator"
-        assert release["repositoryOpts"] == {"repo": "https://helm.ngc.nvidia.com/nvidia"}
-        assert release["createNamespace"] is False
-        assert mocks.named("gpu-operator").inputs["metadata"]["labels"][
-            "pod-security.kubernetes.io/enforce"
-        ] == ("privileged")
+        assert mocks.named("c-ovh").inputs == {"endpoint": "ovh-eu"}
         assert cluster.resources["c-cluster"]._protect is True
         assert cluster.resources["c-pool-h100-gra11"]._protect is True
 
@@ -150,7 +157,7 @@ def test_talos_bootstraps_machines_with_nvidia_patches(mocks: Recorder) -> Corou
             "talos:machine/configurationApply:ConfigurationApply",
             "talos:machine/bootstrap:Bootstrap",
             "talos:cluster/kubeconfig:Kubeconfig",
-            "kubernetes:helm.sh/v3:Release",
+            "pulumi:providers:talos",
         } <= types
         gpu = mocks.named("c-apply-gpu1").inputs
         machine = json.loads(gpu["configPatches"][0])["machine"]
@@ -170,9 +177,9 @@ def test_talos_bootstraps_machines_with_nvidia_patches(mocks: Recorder) -> Corou
         assert cp_patch["cluster"]["apiServer"]["auditPolicy"]["kind"] == "Policy"
         assert by_type["worker"]["configPatches"] == []
         assert by_type["controlplane"]["kubernetesVersion"] == "1.31.4"
-        release = mocks.named("c-gpu-operator").inputs
-        assert release["values"]["driver"] == {"enabled": False}
-        assert release["values"]["hostPaths"] == {"driverInstallDir": "/usr/local"}
+        # The kubeconfig is read only once Talos reports the machines healthy.
+        (health,) = [a for token, a in mocks.calls if token == "talos:cluster/getHealth:getHealth"]
+        assert health["controlPlaneNodes"] == ["10.0.0.11"] and health["workerNodes"] == ["10.0.0.21"]
         assert cluster.resources["c-secrets"]._protect is True
         assert cluster.resources["c-bootstrap"]._protect is True
 
@@ -190,17 +197,6 @@ def test_existing_cluster_only_labels_nodes(mocks: Recorder) -> Coroutine[Any, A
         patch = mocks.named("c-node-node-7").inputs
         assert patch["metadata"]["name"] == "node-7"
         assert patch["metadata"]["labels"]["sovstack.io/pool"] == "h100"
-
-    return check()
-
-
-@pulumi.runtime.test
-def test_existing_cluster_with_operator_enabled(mocks: Recorder) -> Coroutine[Any, Any, None]:
-    cluster = GpuCluster("c", existing(gpu_operator={"enabled": True}), kubeconfig=FAKE_KUBECONFIG)
-
-    async def check() -> None:
-        await common_checks(cluster, mocks)
-        assert mocks.named("c-gpu-operator").inputs["values"] == {}
 
     return check()
 

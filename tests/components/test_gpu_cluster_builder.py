@@ -16,7 +16,6 @@ from sovstack.components.builders.gpu_cluster import (
 )
 from sovstack.components.builders.gpu_cluster_args import ClusterArgsError, GpuClusterArgs, load_cluster_facts
 from tests.determinism import assert_same_in_fresh_processes
-from tests.k8s_schema import assert_valid
 
 DIGEST = "sha256:" + "b" * 64
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -352,55 +351,10 @@ def test_gpu_pools_carry_labels_and_the_gpu_taint() -> None:
     ]
 
 
-def test_gpu_operator_chart_per_backend() -> None:
-    assert describe_cluster(scaleway()).gpu_operator_chart is None
-    assert describe_cluster(existing()).gpu_operator_chart is None
-    assert describe_cluster(ovh()).gpu_operator_chart == {
-        "name": "gpu-operator",
-        "repository": "https://helm.ngc.nvidia.com/nvidia",
-        "version": "v26.3.3",  # charts.yaml's pin: a bump is reviewed here too
-        "namespace": "gpu-operator",
-        "values": {"driver": {"enabled": True}, "toolkit": {"enabled": True}},
-    }
-    talos_chart = describe_cluster(talos()).gpu_operator_chart
-    assert talos_chart is not None
-    assert talos_chart["values"] == {
-        "driver": {"enabled": False},
-        "toolkit": {"enabled": False},
-        "hostPaths": {"driverInstallDir": "/usr/local"},
-    }
-    mirrored = existing(
-        gpu_operator={
-            "enabled": True,
-            "repository": "https://charts.fr-par-dc1.sovstack.internal/nvidia",
-            "extra_values": {"driver": {"enabled": False}},
-        }
-    )
-    chart = describe_cluster(mirrored).gpu_operator_chart
-    assert chart is not None
-    assert chart["repository"] == "https://charts.fr-par-dc1.sovstack.internal/nvidia"
-    assert chart["values"] == {"driver": {"enabled": False}}
-
-
 def test_pinned_chart_version_is_recent_enough_for_talos() -> None:
     version = load_cluster_facts().gpu_operator.version
     assert version.startswith("v")
     assert tuple(int(p) for p in version[1:].split(".")) >= (26, 3, 1)
-
-
-@pytest.mark.parametrize("kube_version", ["1.31", "1.34"])
-def test_operator_namespace_is_privileged_and_valid(kube_version: str) -> None:
-    description = describe_cluster(talos())
-    (namespace,) = description.kubernetes_objects
-    assert (namespace["apiVersion"], namespace["kind"], namespace["metadata"]["name"]) == (
-        "v1",
-        "Namespace",
-        "gpu-operator",
-    )
-    labels = namespace["metadata"]["labels"]
-    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
-    assert labels["sovstack.io/customer"] == "acme" and labels["sovstack.io/region"] == "fr-par-dc1"
-    assert_valid(namespace, kube_version)
 
 
 def test_adding_a_pool_renames_nothing() -> None:
@@ -435,6 +389,21 @@ def test_descriptions_are_the_same_in_every_process() -> None:
         "talos",
         "existing",
     )
+
+
+def test_the_cluster_installs_no_chart_the_platform_layer_does() -> None:
+    for args in (scaleway(), ovh(), talos(), existing()):
+        assert not hasattr(describe_cluster(args), "gpu_operator_chart")
+
+
+def test_autoscaled_pools_leave_their_size_to_the_autoscaler() -> None:
+    pools = [r for r in describe_cluster(ovh()).resources if r["type"].endswith("KubeNodePool")]
+    assert pools and all(r["ignoreChanges"] == ["desired_nodes"] for r in pools)
+    scw = [r for r in describe_cluster(scaleway()).resources if r["type"] == "scaleway:kubernetes/pool:Pool"]
+    assert scw and all(r["ignoreChanges"] == ["size"] for r in scw)
+    # The cluster itself ignores nothing: a version bump is an update it applies.
+    cluster = next(r for r in describe_cluster(ovh()).resources if r["type"].endswith("kube:Kube"))
+    assert "ignoreChanges" not in cluster
 
 
 def test_description_is_named_from_the_component() -> None:

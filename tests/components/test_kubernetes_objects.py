@@ -65,12 +65,31 @@ def test_register_objects_passes_manifests_verbatim(mocks: Recorder) -> pulumi.O
         },
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}},
     ]
-    resources = register_objects(objs, parent=holder, provider=None)
+    resources = register_objects(objs, owner="h", parent=holder, provider=None)
 
-    def check(_: object) -> None:
+    def check(urns: list[str]) -> None:
+        # Registered namespace first, returned in the order given.
         types = [r.typ for r in mocks.resources if r.custom]
         assert types == ["kubernetes:core/v1:Namespace", "kubernetes:apps/v1:Deployment"]
-        dep = mocks.named("ns/d")
+        assert [u.rsplit("::", 1)[1] for u in urns] == ["h/ns/d", "h/ns"]
+        dep = mocks.named("h/ns/d")
         assert dep.inputs == objs[0]
 
     return pulumi.Output.all(*[r.urn for r in resources]).apply(check)
+
+
+@pulumi.runtime.test
+def test_two_owners_of_the_same_object_never_share_a_urn(mocks: Recorder) -> pulumi.Output[object]:
+    """Two clusters in one program each register `gpu-operator`: the owner in the name keeps them apart."""
+    objs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gpu-operator"}}]
+    first = register_objects(objs, owner="eu1-platform", parent=Holder("eu1"), provider=None)
+    second = register_objects(objs, owner="eu2-platform", parent=Holder("eu2"), provider=None)
+
+    def check(urns: list[str]) -> None:
+        assert len(set(urns)) == 2, urns
+        assert {u.rsplit("::", 1)[1] for u in urns} == {
+            "eu1-platform/gpu-operator",
+            "eu2-platform/gpu-operator",
+        }
+
+    return pulumi.Output.all(first[0].urn, second[0].urn).apply(check)

@@ -655,7 +655,7 @@ def test_component_registers_children_with_its_provider(mocks: Recorder) -> pulu
         ]
         for urn, kind in zip(urns, kinds, strict=True):
             assert "::sovstack:serving:ModelServing$kubernetes:" in urn and urn.endswith(
-                f":{kind}::gov-fr/gov-fr-mistral-7b"
+                f":{kind}::gov-fr-mistral/gov-fr/gov-fr-mistral-7b"
             )
         children = [r for r in mocks.resources if r.typ.startswith("kubernetes:") and r.custom]
         # The mock engine records registrations as they complete, not in program order.

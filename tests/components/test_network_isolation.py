@@ -264,11 +264,12 @@ def test_shell_registers_every_object(mocks: Recorder) -> pulumi.Output[None]:
     def check(_: object) -> None:
         custom = [r for r in mocks.resources if r.custom]
         assert len(custom) == len(manifests) == len(component.objects)
-        expected = {logical_name(m) for m in manifests}
+        # Each object's logical name is its owner's, then its own: two components never share a URN.
+        expected = {f"iso/{logical_name(m)}" for m in manifests}
         assert {r.name for r in custom} == expected
         namespaces = {r.name for r in custom if r.typ == "kubernetes:core/v1:Namespace"}
-        assert namespaces == {SERVING, AUDIT, LOGS}
-        assert mocks.named(f"{AUDIT}/default-deny").inputs == find(
+        assert namespaces == {f"iso/{SERVING}", f"iso/{AUDIT}", f"iso/{LOGS}"}
+        assert mocks.named(f"iso/{AUDIT}/default-deny").inputs == find(
             manifests, "NetworkPolicy", AUDIT, "default-deny"
         )
         component_rec = [r for r in mocks.resources if not r.custom]
@@ -282,7 +283,7 @@ def test_shell_namespace_attribute_maps_names_to_namespace_resources(mocks: Reco
     component = NetworkIsolation("iso", make_args(), provider=None)
 
     def check(urns: list[str]) -> None:
-        assert [urn.rsplit("::", 1)[1] for urn in urns] == [SERVING, AUDIT, LOGS]
+        assert [urn.rsplit("::", 1)[1] for urn in urns] == [f"iso/{SERVING}", f"iso/{AUDIT}", f"iso/{LOGS}"]
         assert all("kubernetes:core/v1:Namespace" in urn for urn in urns)
 
     return pulumi.Output.all(*[ns.urn for ns in component.namespaces.values()]).apply(check)

@@ -49,16 +49,17 @@ CLUSTER_LINES: dict[str, list[tuple[str, str]]] = {
         ("pulumi:providers:kubernetes", "airgap-onprem-gpu-k8s"),
         ("kubernetes:core/v1:NodePatch", "airgap-onprem-gpu-node-gpu-a1"),
         ("kubernetes:core/v1:NodePatch", "airgap-onprem-gpu-node-gpu-b1"),
-        ("kubernetes:helm.sh/v3:Release", "airgap-onprem-gpu-gpu-operator"),
+        # The platform layer installs the operator the spec turns on for this existing cluster.
+        ("kubernetes:helm.sh/v3:Release", "airgap-onprem-platform-gpu-operator"),
     ],
 }
 CLOUD_PACKAGES = {"scaleway", "ovh", "talos"}
-#: Packages of the GpuCluster's children: its backend, the Kubernetes provider (`pulumi`) and, where
-#: sovstack installs the GPU operator (not on Kapsule, whose GPU pools ship it), Kubernetes objects.
+#: Packages of the GpuCluster's children: its backend and the providers (`pulumi`), plus node label
+#: patches on an existing cluster. Charts are the platform layer's.
 CLUSTER_PACKAGES = {
     "industrial-eu": {"scaleway", "pulumi"},
-    "gov-fr": {"ovh", "pulumi", "kubernetes"},
-    "research-se": {"talos", "pulumi", "kubernetes"},
+    "gov-fr": {"ovh", "pulumi"},
+    "research-se": {"talos", "pulumi"},
     "airgap-onprem": {"pulumi", "kubernetes"},
 }
 
@@ -123,12 +124,7 @@ def test_airgap_plan_has_only_kubernetes_cluster_resources(json_plans: dict[str,
     plan = json_plans["airgap-onprem"]
     cluster_urn = next(r["urn"] for r in plan["resources"] if r["type"] == "sovstack:cluster:GpuCluster")
     types = sorted({r["type"] for r in plan["resources"] if r["parent"] == cluster_urn})
-    assert types == [
-        "kubernetes:core/v1:Namespace",
-        "kubernetes:core/v1:NodePatch",
-        "kubernetes:helm.sh/v3:Release",
-        "pulumi:providers:kubernetes",
-    ]
+    assert types == ["kubernetes:core/v1:NodePatch", "pulumi:providers:kubernetes"]
     # The only non-Kubernetes resources of the stack are the audit sink's, on the operator's MinIO.
     others = sorted(
         r["type"]
@@ -145,7 +141,18 @@ def test_plan_json_shape(json_plans: dict[str, dict[str, Any]], example: str) ->
     assert plan["stack"] == example
     assert sum(plan["summary"].values()) == len(plan["resources"])
     for resource in plan["resources"]:
-        assert set(resource) == {"urn", "type", "name", "parent", "provider", "custom", "inputs"}
+        assert set(resource) == {
+            "urn",
+            "type",
+            "name",
+            "parent",
+            "provider",
+            "custom",
+            "inputs",
+            "protect",
+            "ignoreChanges",
+            "dependsOn",
+        }
         assert resource["urn"].startswith(f"urn:pulumi:{example}::sovstack::")
         assert resource["urn"].endswith(f"::{resource['name']}")
     assert plan["outputs"]["customer"] == example

@@ -42,6 +42,7 @@ CLUSTER_RESOURCES: dict[str, set[tuple[str, str]]] = {
         ("scaleway:kubernetes/pool:Pool", "pool-system-fr-par-2"),
         ("scaleway:kubernetes/pool:Pool", "pool-h100-fr-par-2"),
         ("pulumi:providers:kubernetes", "k8s"),
+        ("pulumi:providers:scaleway", "scaleway"),
     },
     "gov-fr": {
         ("ovh:CloudProject/networkPrivate:NetworkPrivate", "network"),
@@ -51,7 +52,7 @@ CLUSTER_RESOURCES: dict[str, set[tuple[str, str]]] = {
         ("ovh:CloudProject/kubeNodePool:KubeNodePool", "pool-system-gra11"),
         ("ovh:CloudProject/kubeNodePool:KubeNodePool", "pool-l40s-gra11"),
         ("pulumi:providers:kubernetes", "k8s"),
-        ("kubernetes:helm.sh/v3:Release", "gpu-operator"),
+        ("pulumi:providers:ovh", "ovh"),
     },
     "research-se": {
         ("talos:machine/secrets:Secrets", "secrets"),
@@ -62,14 +63,13 @@ CLUSTER_RESOURCES: dict[str, set[tuple[str, str]]] = {
         ("talos:machine/bootstrap:Bootstrap", "bootstrap"),
         ("talos:cluster/kubeconfig:Kubeconfig", "kubeconfig"),
         ("pulumi:providers:kubernetes", "k8s"),
-        ("kubernetes:helm.sh/v3:Release", "gpu-operator"),
+        ("pulumi:providers:talos", "talos"),
     },
     "airgap-onprem": {
         # An existing cluster: the pool is its labelled nodes, nothing in a cloud.
         ("kubernetes:core/v1:NodePatch", "node-gpu-a1"),
         ("kubernetes:core/v1:NodePatch", "node-gpu-b1"),
         ("pulumi:providers:kubernetes", "k8s"),
-        ("kubernetes:helm.sh/v3:Release", "gpu-operator"),
     },
 }
 
@@ -140,19 +140,22 @@ def test_cluster_resources_of_the_backend(plans: dict[str, PlanResult], example:
     children = {
         (r.type, r.name.removeprefix(f"{example}-gpu-")) for r in plan.resources if r.parent == cluster.urn
     }
-    # The GPU operator's own namespace is the only other child.
-    assert children - CLUSTER_RESOURCES[example] <= {("kubernetes:core/v1:Namespace", "gpu-operator")}
-    assert CLUSTER_RESOURCES[example] <= children
+    # The cluster installs nothing in it: operators and charts are the platform layer's.
+    assert children == CLUSTER_RESOURCES[example]
 
 
 def test_airgap_cluster_registers_no_cloud_resource(plans: dict[str, PlanResult]) -> None:
     plan = plans["airgap-onprem"]
     packages = {r.type.split(":")[0] for r in plan.custom_resources()}
-    # Kubernetes objects, the Kubernetes provider and the operator's own MinIO audit bucket.
+    # Kubernetes objects, the Kubernetes provider and the operator's own MinIO audit bucket, through an
+    # explicit provider pointed at the site's MinIO.
     assert packages == {"kubernetes", "pulumi", "minio"}
-    assert [r.type for r in plan.custom_resources() if r.type.startswith("pulumi:")] == [
-        "pulumi:providers:kubernetes"
+    assert sorted(r.type for r in plan.custom_resources() if r.type.startswith("pulumi:")) == [
+        "pulumi:providers:kubernetes",
+        "pulumi:providers:minio",
     ]
+    minio = one(plan, "pulumi:providers:minio", "airgap-onprem-audit-minio")
+    assert minio.inputs["minioServer"] == "s3.fr-par-dc1.sovstack.internal"
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -160,17 +163,18 @@ def test_namespaces_and_default_deny_policies(plans: dict[str, PlanResult], exam
     plan = plans[example]
     network = one(plan, "sovstack:network:NetworkIsolation", f"{example}-network")
     tenant = [f"{example}-serving", f"{example}-audit", f"{example}-audit-logs"]
+    owner = f"{example}-network/"
     namespaces = {r.name for r in by_type(plan, "kubernetes:core/v1:Namespace") if r.parent == network.urn}
-    assert namespaces == set(tenant)
+    assert namespaces == {owner + ns for ns in tenant}
     policies = {
-        r.name
+        r.name.removeprefix(owner)
         for r in by_type(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
         if r.parent == network.urn
     }
     for namespace in tenant:
         assert {f"{namespace}/default-deny", f"{namespace}/allow-dns"} <= policies
     assert f"{example}-serving/allow-serving-ingress" in policies
-    quota = one(plan, "kubernetes:core/v1:ResourceQuota", f"{example}-serving/sovstack-quota")
+    quota = one(plan, "kubernetes:core/v1:ResourceQuota", f"{owner}{example}-serving/sovstack-quota")
     assert quota.parent == network.urn
 
 
@@ -182,8 +186,12 @@ def test_audit_bucket_and_shippers(plans: dict[str, PlanResult], example: str) -
     bucket = one(plan, typ, name)
     assert bucket.parent == audit.urn
     assert bucket.inputs.get("name", bucket.inputs.get("bucket")) == f"{example}-audit"
-    shipper = one(plan, "kubernetes:apps/v1:DaemonSet", f"{example}-audit-logs/{example}-audit-logs")
-    events = one(plan, "kubernetes:apps/v1:Deployment", f"{example}-audit/{example}-audit-events")
+    shipper = one(
+        plan, "kubernetes:apps/v1:DaemonSet", f"{example}-audit/{example}-audit-logs/{example}-audit-logs"
+    )
+    events = one(
+        plan, "kubernetes:apps/v1:Deployment", f"{example}-audit/{example}-audit/{example}-audit-events"
+    )
     assert shipper.parent == events.parent == audit.urn
 
 
@@ -191,18 +199,20 @@ def test_audit_bucket_and_shippers(plans: dict[str, PlanResult], example: str) -
 def test_one_vllm_deployment_per_model(plans: dict[str, PlanResult], example: str) -> None:
     plan = plans[example]
     serving_ns = f"{example}-serving"
-    deployments = [r for r in by_type(plan, "kubernetes:apps/v1:Deployment") if r.name.startswith(serving_ns)]
+    deployments = [r for r in by_type(plan, "kubernetes:apps/v1:Deployment") if f"/{serving_ns}/" in r.name]
     assert sorted(r.name for r in deployments) == sorted(
-        f"{serving_ns}/{example}-{m}" for m in MODELS[example]
+        f"{example}-{m}/{serving_ns}/{example}-{m}" for m in MODELS[example]
     )
     for model in MODELS[example]:
         component = one(plan, "sovstack:serving:ModelServing", f"{example}-{model}")
-        deployment = one(plan, "kubernetes:apps/v1:Deployment", f"{serving_ns}/{example}-{model}")
+        deployment = one(
+            plan, "kubernetes:apps/v1:Deployment", f"{example}-{model}/{serving_ns}/{example}-{model}"
+        )
         assert deployment.parent == component.urn
         assert deployment.inputs["metadata"]["name"] == f"{example}-{model}"
         container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
         assert "vllm-openai" in container["image"]
-        service = one(plan, "kubernetes:core/v1:Service", f"{serving_ns}/{example}-{model}")
+        service = one(plan, "kubernetes:core/v1:Service", f"{example}-{model}/{serving_ns}/{example}-{model}")
         assert service.parent == component.urn
     assert set(plan.outputs["endpoints"]) == set(MODELS[example])
 
@@ -227,6 +237,9 @@ LOCATED_INPUTS = {
         *(f"industrial-eu-gpu-{n}.region" for n in ("vpc", "pn", "cluster", "acl")),
         *(f"industrial-eu-gpu-{n}.zone" for n in ("gw-ip", "gw", "gw-pn")),
         *(f"industrial-eu-gpu-pool-{p}-fr-par-2.{k}" for p in ("system", "h100") for k in ("region", "zone")),
+        # The cluster's own Scaleway provider, placed by the region and zone it is configured for.
+        "industrial-eu-gpu-scaleway.region",
+        "industrial-eu-gpu-scaleway.zone",
         "industrial-eu-audit-bucket.region",
         "industrial-eu-audit-lock.region",
     },
@@ -282,7 +295,8 @@ def _gov_fr_storage_in_germany(customer: dict[str, Any]) -> None:
     for model in customer["models"]:
         model["weights"]["s3"]["endpoint"] = "https://s3.de.io.cloud.ovh.net"
     customer["network"]["egress"] = [
-        {"name": "ovh-s3-de", "host": "s3.de.io.cloud.ovh.net", "cidrs": ["141.95.0.0/16"], "ports": [443]}
+        {"name": "ovh-s3-de", "host": "s3.de.io.cloud.ovh.net", "cidrs": ["141.95.0.0/16"], "ports": [443]},
+        *(e for e in customer["network"]["egress"] if e["host"].startswith("vault.")),
     ]
 
 
@@ -415,7 +429,7 @@ def _stray_unknown_provider() -> pulumi.Resource:
         (
             _stray_ovh,
             "resource stray-ovh (ovh:CloudProject/storage:Storage) is outside the residency policy:\n"
-            "  ovh:CloudProject/storage:Storage::stray-ovh.region_name: [region.known] 'BHS' is not a "
+            "  ovh:CloudProject/storage:Storage::stray-ovh.regionName: [region.known] 'BHS' is not a "
             "catalogued ovh region, zone or storage region",
         ),
         (
@@ -430,20 +444,18 @@ def _stray_unknown_provider() -> pulumi.Resource:
 def test_stack_guard_rejects_hand_added_out_of_bounds_resource(
     mocks: Any, make: Callable[[], pulumi.Resource], expected: str
 ) -> None:
-    pulumi.runtime.register_stack_transformation(residency_guard(FR_SOVEREIGN))
+    from pulumiverse_scaleway import object as scw_object
 
     @pulumi.runtime.test
-    def program() -> pulumi.Output[str]:
-        with pytest.raises(ResidencyRefused) as err:
-            make()
-        assert str(err.value) == expected
-        assert err.value.exit_code == 1
-        from pulumiverse_scaleway import object as scw_object
-
+    def program() -> pulumi.Output[list[str]]:
+        pulumi.runtime.register_resource_transform(residency_guard(FR_SOVEREIGN))
         kept = scw_object.Bucket("kept", region="fr-par")
-        return kept.urn
+        return pulumi.Output.all(kept.urn, make().urn)
 
-    program()
+    with pytest.raises(ResidencyRefused) as err:
+        program()
+    assert str(err.value) == expected
+    assert err.value.exit_code == 1
     # Only the in-bounds bucket reached the engine.
     assert [(r.typ, r.name) for r in mocks.resources] == [("scaleway:object/bucket:Bucket", "kept")]
 
@@ -452,10 +464,9 @@ def test_stack_guard_passes_in_bounds_resources(mocks: Any) -> None:
     import pulumi_ovh
     from pulumiverse_scaleway import object as scw_object
 
-    pulumi.runtime.register_stack_transformation(residency_guard(FR_SOVEREIGN))
-
     @pulumi.runtime.test
     def program() -> pulumi.Output[list[str]]:
+        pulumi.runtime.register_resource_transform(residency_guard(FR_SOVEREIGN))
         a = scw_object.Bucket("par", region="fr-par")
         b = pulumi_ovh.cloudproject.Storage("gra", service_name="0" * 32, region_name="GRA", name="b")
         c = pulumi.CustomResource("kubernetes:core/v1:ConfigMap", "no-location", {"data": {"a": "b"}})
@@ -465,13 +476,11 @@ def test_stack_guard_passes_in_bounds_resources(mocks: Any) -> None:
     assert sorted(r.name for r in mocks.resources) == ["gra", "no-location", "par"]
 
 
-def _transformation_args(type_: str, name: str, props: Any) -> pulumi.ResourceTransformationArgs:
-    return pulumi.ResourceTransformationArgs(
-        resource=None,  # type: ignore[arg-type]  # the guard reads type, name and props only
-        type_=type_,
-        name=name,
-        props=props,
-        opts=pulumi.ResourceOptions(),
+def _transformation_args(
+    type_: str, name: str, props: Any, custom: bool = True
+) -> pulumi.ResourceTransformArgs:
+    return pulumi.ResourceTransformArgs(
+        custom=custom, type_=type_, name=name, props=props, opts=pulumi.ResourceOptions()
     )
 
 

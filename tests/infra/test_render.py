@@ -75,7 +75,10 @@ def test_argocd_points_at_pinned_charts_in_allowed_repositories(rendered: Path) 
     chart = apps["application-gov-fr-gpu-operator.yaml"]["spec"]["source"]
     assert chart["chart"] == "gpu-operator"
     assert chart["targetRevision"].startswith("v")
-    assert chart["repoURL"] == "https://helm.ngc.nvidia.com/nvidia"
+    # The stack's chart mirror serves the platform's charts, the GPU Operator's included.
+    assert chart["repoURL"] == "https://charts.fr-par-dc1.sovstack.internal"
+    eso = apps["application-gov-fr-external-secrets.yaml"]["spec"]["source"]
+    assert (eso["chart"], eso["targetRevision"]) == ("external-secrets", "0.16.2")
     manifests_app = apps["application-gov-fr-manifests.yaml"]["spec"]
     assert manifests_app["source"]["path"] == "gov-fr/manifests"
     assert manifests_app["syncPolicy"]["automated"]["prune"] is False
@@ -83,9 +86,10 @@ def test_argocd_points_at_pinned_charts_in_allowed_repositories(rendered: Path) 
         (rendered / "airgap-onprem" / "argocd" / "application-airgap-onprem-gpu-operator.yaml").read_text()
     )
     assert airgap["spec"]["source"]["repoURL"] == "https://charts.fr-par-dc1.sovstack.internal"
-    # Scaleway installs its own GPU Operator: no chart application.
+    # Scaleway installs its own GPU Operator: only the Prometheus CRDs its ServiceMonitor needs.
     assert sorted(p.name for p in (rendered / "industrial-eu" / "argocd").iterdir()) == [
-        "application-industrial-eu-manifests.yaml"
+        "application-industrial-eu-manifests.yaml",
+        "application-industrial-eu-prometheus-operator-crds.yaml",
     ]
 
 

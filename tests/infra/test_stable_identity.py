@@ -198,7 +198,9 @@ def test_adding_a_model_keeps_every_existing_urn(
     added = after.urns - before.urns
     # The change took effect: a new ModelServing with its Deployment, Service and PDB.
     assert after.one("sovstack:serving:ModelServing", f"{example}-mistral-7b").urn in added
-    deployment = after.one("kubernetes:apps/v1:Deployment", f"{example}-serving/{example}-mistral-7b")
+    deployment = after.one(
+        "kubernetes:apps/v1:Deployment", f"{example}-mistral-7b/{example}-serving/{example}-mistral-7b"
+    )
     assert deployment.urn in added
     assert all(":serving:" in urn or "ModelServing$" in urn for urn in added), sorted(added)
 
@@ -227,8 +229,18 @@ def test_adding_a_gpu_pool_keeps_every_existing_urn(
 @pytest.mark.parametrize(
     ("key", "deployment", "before_replicas", "after_replicas"),
     [
-        ("industrial-eu+replicas", "industrial-eu-serving/industrial-eu-ministral-8b", 1, 2),
-        ("research-se+replicas", "research-se-serving/research-se-mixtral-8x7b", 1, 2),
+        (
+            "industrial-eu+replicas",
+            "industrial-eu-ministral-8b/industrial-eu-serving/industrial-eu-ministral-8b",
+            1,
+            2,
+        ),
+        (
+            "research-se+replicas",
+            "research-se-mixtral-8x7b/research-se-serving/research-se-mixtral-8x7b",
+            1,
+            2,
+        ),
     ],
 )
 def test_changing_replicas_keeps_the_same_urns(
@@ -258,7 +270,7 @@ def test_managed_cluster_and_pools_are_protected(baselines: dict[str, Planned]) 
     ]
     assert all(planned.options[r.urn][0] for r in pools)
     # Control: the recorder tells protected from unprotected (stateless objects are replaceable).
-    deployment = "industrial-eu-serving/industrial-eu-mistral-small"
+    deployment = "industrial-eu-mistral-small/industrial-eu-serving/industrial-eu-mistral-small"
     assert not planned.protect("kubernetes:apps/v1:Deployment", deployment)
 
 
@@ -314,7 +326,10 @@ def test_weights_are_never_owned_by_the_stack(baselines: dict[str, Planned], exa
     assert not kinds & {"PersistentVolumeClaim", "PersistentVolume", "StatefulSet"}
     spec = load_stack(example).spec
     for model in spec.models:
-        deployment = planned.one("kubernetes:apps/v1:Deployment", f"{example}-serving/{example}-{model.name}")
+        deployment = planned.one(
+            "kubernetes:apps/v1:Deployment",
+            f"{example}-{model.name}/{example}-serving/{example}-{model.name}",
+        )
         volumes = {v["name"]: v for v in _pod_spec(deployment)["volumes"]}
         weights = volumes["weights"]
         if model.weights.pvc is not None:

@@ -9,6 +9,7 @@ import pytest
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
+    PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
     StackValidationArgs,
@@ -385,8 +386,15 @@ def test_minio_audit_bucket_reads_the_retention_job() -> None:
 # -- the pulumi_policy objects and their adapters -----------------------------------------------
 def policy_resource(r: Resource, props: Any = None) -> PolicyResource:
     opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], r.parent or None)
+    # As the engine shows them: a custom resource with its (default) provider, a component with none.
+    package = r.type.split(":", 1)[0]
+    provider = (
+        PolicyProviderResource(f"pulumi:providers:{package}", {}, f"urn:default_{package}", "default")
+        if r.custom
+        else None
+    )
     return PolicyResource(
-        r.type, props if props is not None else r.props, r.urn, r.name, opts, None, None, [], {}
+        r.type, props if props is not None else r.props, r.urn, r.name, opts, provider, None, [], {}
     )
 
 
@@ -414,7 +422,7 @@ def test_every_policy_is_a_mandatory_stack_policy() -> None:
     assert all(isinstance(p, StackValidationPolicy) for p in POLICIES)
     assert {p.enforcement_level for p in POLICIES} == {EnforcementLevel.MANDATORY}
     assert region_in_bounds.config_schema is not None
-    assert set(region_in_bounds.config_schema.properties) == {"profile", "overrides"}
+    assert set(region_in_bounds.config_schema.properties) == {"policy", "profile", "overrides"}
 
 
 def test_adapter_region_in_bounds() -> None:
