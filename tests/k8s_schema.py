@@ -22,6 +22,8 @@ CUSTOM_KINDS = frozenset(
         "CiliumNetworkPolicy",
         "ExternalSecret",
         "HTTPRoute",
+        "PodMonitor",
+        "PrometheusRule",
         "ScaledObject",
         "ServiceMonitor",
     }
