@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pulumi
+import pulumi_kubernetes
 import pytest
 import yaml
 from hypothesis import given
@@ -29,8 +31,10 @@ from sovstack.components.builders.observability import (
 )
 from sovstack.components.builders.promql import is_exposed, metric_names, unknown_metrics
 from sovstack.components.kube import standard_labels
+from sovstack.components.observability import Observability
 from tests.determinism import assert_same_in_fresh_processes
 from tests.k8s_schema import assert_all_valid
+from tests.pulumi_mocks import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -587,3 +591,41 @@ def test_promtool_catches_a_renamed_metric(promtool: Path, tmp_path: Path) -> No
     run = _run(promtool, "test", "rules", "tests.yaml", cwd=tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "GpuTemperatureHigh case 1" in run.stdout + run.stderr
+
+
+# --- component ---------------------------------------------------------------------------------------
+@pulumi.runtime.test
+def test_the_component_registers_each_object_under_itself_with_the_provider(mocks: Recorder) -> None:
+    provider = pulumi_kubernetes.Provider("k8s", kubeconfig="apiVersion: v1")
+    component = Observability("acme-observability", ARGS, provider=provider)
+
+    def check(values: list[Any]) -> None:
+        alerts, *urns = values
+        assert sorted((r.typ, r.name) for r in mocks.resources if r.typ.startswith("kubernetes:")) == [
+            ("kubernetes:core/v1:ConfigMap", "monitoring/acme-dashboard-audit-trail"),
+            ("kubernetes:core/v1:ConfigMap", "monitoring/acme-dashboard-gpus"),
+            ("kubernetes:core/v1:ConfigMap", "monitoring/acme-dashboard-model-servers"),
+            ("kubernetes:monitoring.coreos.com/v1:PodMonitor", "monitoring/acme-audit-shippers"),
+            ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "monitoring/acme-alerts-audit-shipping"),
+            ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "monitoring/acme-alerts-gpu"),
+            ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "monitoring/acme-alerts-model-serving"),
+        ]
+        registered = [
+            r for r in mocks.resources if r.typ.startswith("kubernetes:") and "Provider" not in r.typ
+        ]
+        assert all(r.provider and "::k8s::" in r.provider for r in registered)
+        assert all("sovstack:observability:Observability$" in urn for urn in urns)
+        gpu_rule = mocks.named("monitoring/acme-alerts-gpu")
+        assert gpu_rule.inputs["spec"] == OBJECTS[1]["spec"]
+        assert len(alerts) == 12 and alerts[0] == "AuditShippingStalled"
+        assert len(component.rules) == 3 and len(component.dashboards) == 3
+
+    return pulumi.Output.all(component.alerts, *[o.urn for o in component.objects]).apply(check)
+
+
+def test_bad_args_register_nothing(mocks: Recorder) -> None:
+    bad = ObservabilityArgs.model_construct(**{**dict(ARGS), "serving_namespace": "Bad_Namespace"})
+    # Run as a program, so every registration started has reached the mock before the assertion.
+    with pytest.raises(ValueError, match="serving_namespace: 'Bad_Namespace' is not a DNS-1123 label"):
+        pulumi.runtime.test(lambda: Observability("acme-observability", bad, provider=None))()
+    assert mocks.resources == []
