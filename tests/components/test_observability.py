@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sovstack.components.builders.audit_sink import AuditSinkArgs, workload_name
 from sovstack.components.builders.observability import (
     ObservabilityArgs,
+    alert_catalog,
     alert_descriptions,
     alert_expressions,
     build_alert_rules,
@@ -334,6 +335,38 @@ def test_a_renamed_metric_in_an_alert_fails_the_build(monkeypatch: pytest.Monkey
     monkeypatch.setattr(observability, "alert_expressions", lambda args: renamed)
     with pytest.raises(ValueError, match="GpuXidError: reads DCGM_FI_DEV_XID_ERROR, not listed"):
         build_alert_rules(ARGS)
+
+
+# --- data and docs -----------------------------------------------------------------------------------
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lowercase, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_has_its_reasons_and_a_runbook_section() -> None:
+    anchors = _anchors((ROOT / "docs" / "operations.md").read_text(encoding="utf-8"))
+    catalog = alert_catalog()
+    alerts = {name: facts for group in catalog.groups.values() for name, facts in group.items()}
+    assert set(alerts) == set(alert_expressions(ARGS)) == set(alert_descriptions(ARGS))
+    for name, facts in alerts.items():
+        assert facts.runbook in anchors, f"{name}: docs/operations.md has no section #{facts.runbook}"
+        assert all(len(t.reason) > 40 for t in facts.thresholds.values()), name
+        assert name in (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+
+
+def test_the_alert_table_agrees_with_the_data() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+)` \|.*$", text, flags=re.MULTILINE)}
+    alerts = {name: facts for group in alert_catalog().groups.values() for name, facts in group.items()}
+    assert list(rows) == list(alerts)
+    for name, facts in alerts.items():
+        cells = rows[name].split(" | ")
+        assert cells[-2] == f"{facts.severity}, {facts.for_}", name
+        assert cells[-1] == f"[{facts.runbook}](#{facts.runbook}) |", name
+        for threshold in facts.thresholds.values():
+            value = threshold.value if isinstance(threshold.value, str) else f"{threshold.value:g}"
+            assert f"`{value}`" in cells[2], f"{name}: the table does not say {value}"
 
 
 # --- promtool ----------------------------------------------------------------------------------------
