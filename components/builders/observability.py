@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sovstack.components.builders.audit_sink import COMPONENT as AUDIT_SINK_COMPONENT
 from sovstack.components.builders.observability_dashboards import (
     DASHBOARDS,
     AlertGroup,
@@ -34,7 +35,6 @@ GRAFANA_SIDECAR_LABEL = "grafana_dashboard"
 ALERT_GROUPS: tuple[AlertGroup, ...] = ("audit-shipping", "gpu", "model-serving")
 #: The audit shipper's output: `s3.0`, the only output, named after its plugin (no alias is set).
 S3_OUTPUT = "s3.*"
-AUDIT_SINK_COMPONENT = "audit-sink"  # components/builders/audit_sink.py COMPONENT
 AUDIT_METRICS_PATH = "/api/v2/metrics/prometheus"
 _DURATION = re.compile(r"^[1-9][0-9]*[smh]$|^0m$")
 
