@@ -573,7 +573,7 @@ def promtool() -> Path:
     if found:
         return found
     if not IN_CI:
-        pytest.skip("promtool not built: run `python -m toolchain.build promtool` (about 12 minutes, once)")
+        pytest.skip("promtool not built: run `make promtool` (about 12 minutes, once)")
     try:
         return ensure(["promtool"], quiet=True)["promtool"]
     except (SystemExit, subprocess.CalledProcessError) as err:
