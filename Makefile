@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # sovstack/ links components/, infra/ and policies/: lint them once, through their own folders.
 PY_SOURCES := sovstack/__init__.py components infra policies tests benchmarks toolchain
 
-.PHONY: demo test lint typecheck unit bench integration golden tools clean
+.PHONY: demo test lint typecheck unit bench integration golden tools promtool clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(TOOLS_VENV)/bin/checkov:
 	$(TOOLS_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
 
 tools: $(TOOLS_VENV)/bin/checkov
+
+# promtool for the alerting-rule tests (tests/components/test_observability.py), built from its Go module
+# into the tool cache (about 12 minutes the first time); without it those tests skip, except under CI=true.
+promtool: $(STAMP)
+	$(BIN)/python -m toolchain.build promtool
 
 demo: $(STAMP)
 	$(BIN)/sovstack validate industrial-eu

@@ -25,6 +25,8 @@ CUSTOM_KINDS = frozenset(
         "Gateway",
         "GatewayClass",
         "HTTPRoute",
+        "PodMonitor",
+        "PrometheusRule",
         "ScaledObject",
         "ServiceMonitor",
     }
