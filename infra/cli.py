@@ -306,6 +306,37 @@ def new(
     typer.echo(f"  pulumi up --stack {name}")
 
 
+# --- sovstack weights: pin model weights like images (infra/weights.py) -----------------------------------
+weights_app = typer.Typer(
+    help="Pin model weights like images: a manifest of sha256 per file.", no_args_is_help=True
+)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("manifest")
+def weights_manifest(
+    source: Annotated[
+        str, typer.Argument(help="A weights directory, or s3://bucket/prefix with --endpoint.")
+    ],
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Where to write SHA256SUMS ('-' for stdout); default DIR/SHA256SUMS, or ./SHA256SUMS for s3://.",
+        ),
+    ] = None,
+    endpoint: Annotated[str | None, typer.Option(help="HTTPS S3 endpoint of an s3:// source.")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="S3 region to sign for; default $AWS_REGION or us-east-1.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write SOURCE's manifest (sha256sum -c format, sorted) and print the manifest's own sha256 to pin."""
+    from sovstack.infra.weights import weights_manifest_cli
+
+    raise typer.Exit(weights_manifest_cli(source, out=out, endpoint=endpoint, region=region, as_json=as_json))
+
+
 def main() -> None:
     """Entry point: typer's own usage errors exit 2; anything unexpected exits 3 without a traceback."""
     try:

@@ -32,6 +32,8 @@ INFRA_ORDER = (
     "program",
     "plan",
     "deploy",
+    "s3access",
+    "weights",
     "cli",
     "__main__",
 )
