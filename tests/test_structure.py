@@ -34,6 +34,7 @@ INFRA_ORDER = (
     "deploy",
     "s3access",
     "weights",
+    "audit_query",
     "cli",
     "__main__",
 )
