@@ -306,6 +306,85 @@ def new(
     typer.echo(f"  pulumi up --stack {name}")
 
 
+# --- sovstack weights: pin model weights like images (infra/weights.py) -----------------------------------
+weights_app = typer.Typer(
+    help="Pin model weights like images: a manifest of sha256 per file.", no_args_is_help=True
+)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("manifest")
+def weights_manifest(
+    source: Annotated[
+        str, typer.Argument(help="A weights directory, or s3://bucket/prefix with --endpoint.")
+    ],
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Where to write SHA256SUMS ('-' for stdout); default DIR/SHA256SUMS, or ./SHA256SUMS for s3://.",
+        ),
+    ] = None,
+    endpoint: Annotated[str | None, typer.Option(help="HTTPS S3 endpoint of an s3:// source.")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="S3 region to sign for; default $AWS_REGION or us-east-1.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write SOURCE's manifest (sha256sum -c format, sorted) and print the manifest's own sha256 to pin."""
+    from sovstack.infra.weights import weights_manifest_cli
+
+    raise typer.Exit(weights_manifest_cli(source, out=out, endpoint=endpoint, region=region, as_json=as_json))
+
+
+# --- sovstack audit: read the audit bucket (infra/audit_query.py) ---------------------------------------
+audit_app = typer.Typer(
+    help="Read a stack's audit bucket: query inference records, verify it is write-once. Read-only keys "
+    "from SOVSTACK_AUDIT_ACCESS_KEY_ID / SOVSTACK_AUDIT_SECRET_ACCESS_KEY (else AWS_*).",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+AuditEndpointOpt = Annotated[
+    str | None, typer.Option("--endpoint", help="Reach the bucket here instead (a port-forward, a mirror).")
+]
+
+
+@audit_app.command("query")
+def audit_query(
+    stack: StackArg,
+    since: Annotated[
+        str | None, typer.Option(help="From (included): 7d, 12h, 2026-03-05, 2026-03-05T10:00Z.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="To (excluded); default now. Same forms as --since.")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Only this authenticated subject (the token's sub).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only this served model name.")] = None,
+    slack: Annotated[int, typer.Option(help="Hours of prefixes listed beyond each end of the window.")] = 1,
+    endpoint: AuditEndpointOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the inference records of STACK's audit bucket in a time window, by subject or model."""
+    from sovstack.infra.audit_query import audit_query_cli
+
+    raise typer.Exit(
+        audit_query_cli(
+            stack, since=since, until=until, subject=subject, model=model, endpoint=endpoint,
+            slack_hours=slack, as_json=as_json,
+        )
+    )  # fmt: skip
+
+
+@audit_app.command("verify")
+def audit_verify(stack: StackArg, endpoint: AuditEndpointOpt = None, as_json: JsonOpt = False) -> None:
+    """Check the live bucket: versioning, object lock, COMPLIANCE retention of at least the stack's days."""
+    from sovstack.infra.audit_query import audit_verify_cli
+
+    raise typer.Exit(audit_verify_cli(stack, endpoint=endpoint, as_json=as_json))
+
+
 def main() -> None:
     """Entry point: typer's own usage errors exit 2; anything unexpected exits 3 without a traceback."""
     try:

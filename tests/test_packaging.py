@@ -58,6 +58,7 @@ def test_the_wheel_carries_code_data_templates_and_the_policy_pack(wheel: zipfil
         "sovstack/components/residency.py",
         "sovstack/components/builders/model_serving.py",
         "sovstack/components/data/regions.yaml",
+        "sovstack/components/data/inference-record.schema.json",
         "sovstack/infra/__main__.py",
         "sovstack/infra/cli.py",
         "sovstack/infra/templates/report.md.j2",
@@ -69,7 +70,11 @@ def test_the_wheel_carries_code_data_templates_and_the_policy_pack(wheel: zipfil
     }
     assert expected <= names, sorted(expected - names)
     data = {n for n in names if n.startswith("sovstack/components/data/")}
-    shipped = {f"sovstack/components/data/{p.name}" for p in (ROOT / "components" / "data").glob("*.yaml")}
+    shipped = {
+        f"sovstack/components/data/{p.name}"
+        for pattern in ("*.yaml", "*.json")
+        for p in (ROOT / "components" / "data").glob(pattern)
+    }
     assert data == shipped
 
 

@@ -32,6 +32,9 @@ INFRA_ORDER = (
     "program",
     "plan",
     "deploy",
+    "s3access",
+    "weights",
+    "audit_query",
     "cli",
     "__main__",
 )
