@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # sovstack/ links components/, infra/ and policies/: lint them once, through their own folders.
 PY_SOURCES := sovstack/__init__.py components infra policies tests benchmarks toolchain
 
-.PHONY: demo test lint typecheck unit bench integration golden tools promtool clean
+.PHONY: demo test lint typecheck unit bench integration golden tools promtool e2e-tools e2e clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,22 @@ $(TOOLS_VENV)/bin/checkov:
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
 
-tools: $(TOOLS_VENV)/bin/checkov
-
 # promtool for the alerting-rule tests (tests/components/test_observability.py), built from its Go module
-# into the tool cache (about 12 minutes the first time); without it those tests skip, except under CI=true.
+# into the tool cache (about 12 minutes the first time, seconds after); tests never build it themselves.
 promtool: $(STAMP)
 	$(BIN)/python -m toolchain.build promtool
+
+tools: $(TOOLS_VENV)/bin/checkov promtool
+
+# The end-to-end suite's tools (Pulumi CLI, Kubernetes provider, etcd, kube-apiserver, controller
+# manager, kubectl), built from their Go modules into ~/.cache/sovstack/e2e-tools (tens of minutes the
+# first time on two cores; kept per pinned version, so later runs take seconds). See docs/testing.md.
+e2e-tools: $(STAMP)
+	$(BIN)/python -m toolchain.build
+
+# The real Pulumi engine against a loopback Kubernetes API server: tests/e2e.
+e2e: e2e-tools
+	$(BIN)/pytest -q -m e2e tests/e2e
 
 demo: $(STAMP)
 	$(BIN)/sovstack validate industrial-eu

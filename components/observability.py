@@ -46,7 +46,9 @@ class Observability(pulumi.ComponentResource):
         validate_observability_args(args)
         manifests = build_observability(args)
         super().__init__(TYPE_TOKEN, name, None, opts)
-        self.objects = register_objects(manifests, parent=self, provider=provider, depends_on=depends_on)
+        self.objects = register_objects(
+            manifests, owner=name, parent=self, provider=provider, depends_on=depends_on
+        )
         kinds = [m["kind"] for m in manifests]
         self.rules = [r for r, k in zip(self.objects, kinds, strict=True) if k == "PrometheusRule"]
         self.dashboards = [r for r, k in zip(self.objects, kinds, strict=True) if k == "ConfigMap"]

@@ -66,9 +66,19 @@ class _Images(BaseModel):
     mc: _Image
 
 
+class _Shipping(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    retry_limit: int = Field(alias="retryLimit", ge=1)
+    scheduler_base: int = Field(alias="schedulerBase", ge=1)
+    scheduler_cap: int = Field(alias="schedulerCap", ge=1)
+    reason: str
+    source: str
+
+
 class _AuditData(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     images: _Images
+    shipping: _Shipping
 
 
 @cache
@@ -245,7 +255,8 @@ def _s3_output(args: AuditSinkArgs, workload: Workload) -> dict[str, Any]:
         "store_dir": f"{BUFFER_DIR}/s3",
         "store_dir_limit_size": args.buffer_size,
         "storage.total_limit_size": args.buffer_size,
-        "retry_limit": "False",
+        # An explicit limit: out_s3 caps an unlimited one at a few attempts, then drops the file.
+        "retry_limit": audit_data().shipping.retry_limit,
         "preserve_data_ordering": "true",
         "s3_key_format": f"/{args.customer}/{args.region}/{workload}/%Y/%m/%d/$TAG/%H%M%S-$UUID.gz",
     }
@@ -274,6 +285,8 @@ def build_fluent_bit_config(args: AuditSinkArgs, workload: Workload = "logs") ->
         "storage.checksum": "on",
         "storage.backlog.mem_limit": "50M",
         "storage.metrics": "on",
+        "scheduler.base": audit_data().shipping.scheduler_base,
+        "scheduler.cap": audit_data().shipping.scheduler_cap,
     }
     filters: list[dict[str, Any]] = []
     if workload == "events":

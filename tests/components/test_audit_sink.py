@@ -145,10 +145,16 @@ def test_fluent_bit_logs_config() -> None:
         "store_dir": "/buffer/s3",
         "store_dir_limit_size": "10G",
         "storage.total_limit_size": "10G",
-        "retry_limit": "False",
+        # Never "False": out_s3 turns an unlimited limit into a few attempts, then drops the file.
+        "retry_limit": 8640,
         "preserve_data_ordering": "true",
         "s3_key_format": "/acme/scw-fr-par/logs/%Y/%m/%d/$TAG/%H%M%S-$UUID.gz",
     }
+
+
+def test_failed_uploads_are_retried_for_days_with_a_capped_backoff() -> None:
+    service = yaml.safe_load(build_fluent_bit_config(make_args()))["service"]
+    assert (service["scheduler.base"], service["scheduler.cap"]) == (5, 60)
 
 
 def test_fluent_bit_events_config() -> None:
