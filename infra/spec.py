@@ -411,9 +411,10 @@ class SecretsSpec(SpecModel):
 class PlatformSpec(SpecModel):
     chart_repository: str | None = Field(
         default=None,
-        pattern=r"^(https|oci)://",
-        description="Chart mirror every platform chart comes from (https:// Helm repository or oci:// path), "
-        "checked by the chart rules; the charts' upstream repositories if omitted.",
+        pattern=r"^(https://|oci://|http://(127\.0\.0\.1|localhost)[:/])",
+        description="Chart mirror every platform chart comes from (https:// Helm repository or oci:// path; "
+        "plain http only on loopback, for a port-forward), checked by the chart rules; the charts' upstream "
+        "repositories if omitted.",
     )
     image_registry: str | None = Field(
         default=None,

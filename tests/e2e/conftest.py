@@ -17,6 +17,7 @@ import yaml
 
 from tests.e2e.control_plane import ControlPlane, start_control_plane
 from tests.e2e.harness import E2EStack, PulumiEnv, new_stack, nodes_for, pulumi_env, tool_paths
+from tests.e2e.sources import CHART_SOURCES, chart_mirror, crd_documents
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -36,16 +37,45 @@ def e2e_tools() -> dict[str, Path]:
         pytest.skip(str(missing))
 
 
+PlaneFactory = Callable[[str], ControlPlane]
+
+
 @pytest.fixture(scope="session")
-def control_plane(
+def control_planes(
     e2e_tools: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ControlPlane]:
-    plane = start_control_plane(tmp_path_factory.mktemp("control-plane"), e2e_tools)
+) -> Iterator[PlaneFactory]:
+    """`control_planes(name)`: a cluster of its own per name (a customer's stack owns its cluster's
+    operators, so two stacks never share one), started on first use, all stopped at the end."""
+    planes: dict[str, ControlPlane] = {}
+
+    def plane(name: str) -> ControlPlane:
+        if name not in planes:
+            started = start_control_plane(tmp_path_factory.mktemp(f"plane-{name}"), e2e_tools)
+            planes[name] = started
+            # The cluster's CNI brings its own CRDs (sovstack installs no CNI): Cilium's, as on Kapsule.
+            started.apply_crds(crd_documents("cilium"))
+        return planes[name]
+
     try:
         yield plane
     finally:
-        plane.stop()
-        assert not plane.alive(), f"still running after stop: {plane.alive()}"
+        for started in planes.values():
+            started.stop()
+        alive = {name: p.alive() for name, p in planes.items() if p.alive()}
+        assert not alive, f"still running after stop: {alive}"
+
+
+@pytest.fixture(scope="session")
+def control_plane(control_planes: PlaneFactory) -> ControlPlane:
+    """One cluster for tests that need a server but deploy no stack of their own."""
+    return control_planes("shared")
+
+
+@pytest.fixture(scope="session")
+def chart_mirror_url() -> Iterator[str]:
+    """The platform's charts, built from their Go modules at the pinned versions, served on loopback."""
+    with chart_mirror(list(CHART_SOURCES)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -58,18 +88,21 @@ StackFactory = Callable[[str, dict[str, Any]], E2EStack]
 
 @pytest.fixture(scope="session")
 def make_stack(
-    control_plane: ControlPlane, pulumi: PulumiEnv, tmp_path_factory: pytest.TempPathFactory
+    control_planes: PlaneFactory, pulumi: PulumiEnv, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StackFactory]:
-    """`make_stack(name, customer)`: a stack copy in its own project and state, its nodes registered.
+    """`make_stack(name, customer)`: a stack copy in its own project and state, on a cluster of its own
+    (`control_planes(name)`) with its nodes registered.
 
     Whatever the session leaves deployed is destroyed at its end (protected resources excepted).
     """
     made: list[E2EStack] = []
 
     def make(name: str, customer: dict[str, Any]) -> E2EStack:
+        plane = control_planes(name)
         for node in nodes_for(customer):
-            control_plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(node))
-        stack = new_stack(name, customer, tmp_path_factory.mktemp(name), pulumi, control_plane.kubeconfig)
+            plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(node))
+        stack = new_stack(name, customer, tmp_path_factory.mktemp(name), pulumi, plane.kubeconfig)
+        stack.plane = plane
         made.append(stack)
         return stack
 

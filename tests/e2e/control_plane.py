@@ -73,6 +73,24 @@ class ControlPlane:
             raise AssertionError(f"kubectl get {resource} {name}: {found.stderr}")
         return dict(json.loads(found.stdout))
 
+    def apply_crds(self, crds: list[dict[str, Any]]) -> None:
+        """Create CRDs server-side and wait until each is Established."""
+        if not crds:
+            return
+        manifest = "\n---\n".join(json.dumps(c) for c in crds)
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=manifest)
+        pending = {c["metadata"]["name"] for c in crds}
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            for name in sorted(pending):
+                crd = self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
+                conditions = crd.get("status", {}).get("conditions") or []
+                if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                    pending.discard(name)
+            time.sleep(0.2)
+        if pending:
+            raise RuntimeError(f"CRDs not established after 60 s: {sorted(pending)}")
+
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""

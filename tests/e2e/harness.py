@@ -50,7 +50,15 @@ def tool_paths(build_missing: bool) -> dict[str, Path]:
 
 # ------------------------------------------------------------------------------------------ program
 def skip_await(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
-    """Annotate every Kubernetes object with pulumi.com/skipAwait: no pod ever becomes ready here."""
+    """Annotate every Kubernetes object with pulumi.com/skipAwait: no pod ever becomes ready here.
+
+    A Helm release is told not to wait for its workloads, and not to run its hooks (a hook Job, such
+    as Envoy Gateway's certificate generator, never completes without a kubelet).
+    """
+    if args.type_ == "kubernetes:helm.sh/v3:Release" and isinstance(args.props, dict):
+        return pulumi.ResourceTransformResult(
+            props={**args.props, "skipAwait": True, "disableWebhooks": True}, opts=args.opts
+        )
     if not args.type_.startswith("kubernetes:") or args.type_.startswith("kubernetes:helm"):
         return None
     props = args.props if isinstance(args.props, dict) else None
@@ -203,6 +211,39 @@ def as_existing(customer: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+#: Chart values that only this control plane needs: no pod runs here, so no webhook server answers;
+#: the API server would refuse every object a validating webhook covers.
+NO_WEBHOOKS = {
+    "external-secrets": {
+        "webhook": {"create": False},
+        "certController": {"create": False},
+        "crds": {"conversion": {"enabled": False}},
+    },
+    "keda": {"webhooks": {"enabled": False}},
+}
+
+
+def with_chart_mirror(customer: dict[str, Any], mirror: str) -> dict[str, Any]:
+    """The stack pulling its platform charts from the loopback mirror (allowed by its policy)."""
+    spec = copy.deepcopy(customer)
+    platform = spec.setdefault("platform", {})
+    platform["chartRepository"] = mirror
+    values = platform.setdefault("values", {})
+    for chart, extra in NO_WEBHOOKS.items():
+        values[chart] = {**values.get(chart, {}), **extra}
+    residency = spec["residency"]
+    if "policy" in residency:
+        policy = residency["policy"]
+        policy["allowedChartRepositories"] = [*policy.get("allowedChartRepositories", []), mirror]
+    else:
+        from sovstack.components.residency import load_profiles
+
+        base = load_profiles()[residency["profile"]].allowed_chart_repositories
+        overrides = residency.setdefault("overrides", {})
+        overrides["allowedChartRepositories"] = [*overrides.get("allowedChartRepositories", base), mirror]
+    return spec
+
+
 @dataclass
 class E2EStack:
     """A stack copy in its own project folder, deployed through `sovstack.infra.deploy`."""
@@ -270,7 +311,7 @@ class E2EStack:
 
     def changed(self) -> list[tuple[str, str]]:
         """(op, urn) of every step that was not `same`."""
-        return sorted((e["op"], e["urn"]) for e in self.events if e["op"] not in ("same", "read"))
+        return sorted((e["op"], e["urn"]) for e in self.events if e["op"] not in ("same", "read", "refresh"))
 
 
 def new_stack(
