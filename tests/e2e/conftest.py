@@ -79,7 +79,7 @@ def chart_mirror_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pulumi(e2e_tools: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> PulumiEnv:
+def pulumi_cli(e2e_tools: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> PulumiEnv:
     return pulumi_env(tmp_path_factory.mktemp("pulumi"), e2e_tools)
 
 
@@ -88,7 +88,7 @@ StackFactory = Callable[[str, dict[str, Any]], E2EStack]
 
 @pytest.fixture(scope="session")
 def make_stack(
-    control_planes: PlaneFactory, pulumi: PulumiEnv, tmp_path_factory: pytest.TempPathFactory
+    control_planes: PlaneFactory, pulumi_cli: PulumiEnv, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StackFactory]:
     """`make_stack(name, customer)`: a stack copy in its own project and state, on a cluster of its own
     (`control_planes(name)`) with its nodes registered.
@@ -101,7 +101,7 @@ def make_stack(
         plane = control_planes(name)
         for node in nodes_for(customer):
             plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(node))
-        stack = new_stack(name, customer, tmp_path_factory.mktemp(name), pulumi, plane.kubeconfig)
+        stack = new_stack(name, customer, tmp_path_factory.mktemp(name), pulumi_cli, plane.kubeconfig)
         stack.plane = plane
         made.append(stack)
         return stack

@@ -23,8 +23,13 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = ("airgap-onprem", "gov-fr", "industrial-eu", "research-se")
 
 
-def e2e_customer(example: str, mirror: str) -> dict[str, Any]:
-    spec = with_chart_mirror(as_existing(example_customer(example)), mirror)
+def e2e_customer(example: str, mirror: str, gpu_nodes: int | None = None) -> dict[str, Any]:
+    """The example as an existing cluster on the loopback chart mirror; `gpu_nodes`: nodes per pool."""
+    customer = example_customer(example)
+    if gpu_nodes is not None:
+        for pool in customer["cluster"]["gpuPools"]:
+            pool["maxNodes"] = gpu_nodes
+    spec = with_chart_mirror(as_existing(customer), mirror)
     # Not built here: the MinIO provider (its Terraform provider is AGPL); the bucket is the operator's.
     if spec["audit"].get("backend") == "minio":
         spec["audit"]["backend"] = "existing"
