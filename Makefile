@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # sovstack/ links components/, infra/ and policies/: lint them once, through their own folders.
 PY_SOURCES := sovstack/__init__.py components infra policies tests benchmarks toolchain
 
-.PHONY: demo test lint typecheck unit bench integration golden tools promtool e2e-tools e2e clean
+.PHONY: demo test lint typecheck unit bench golden tools promtool e2e-tools e2e clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,10 +59,6 @@ test: lint typecheck unit
 # Refresh the committed render snapshots after an intended change; review the diff like code.
 golden: $(STAMP)
 	SOVSTACK_UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/infra/test_golden.py
-
-# Needs the Pulumi CLI (skips without it); SOVSTACK_INTEGRATION_STACK=NAME adds a real preview.
-integration: $(STAMP)
-	$(BIN)/pytest -q -m integration tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

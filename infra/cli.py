@@ -16,7 +16,7 @@ import typer
 
 from sovstack.infra.stackfile import SpecError
 
-EXIT_OK, EXIT_RESIDENCY, EXIT_INVALID, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_RESIDENCY, EXIT_INVALID, EXIT_INTERNAL, EXIT_PULUMI = 0, 1, 2, 3, 4
 
 app = typer.Typer(
     name="sovstack",
@@ -304,6 +304,88 @@ def new(
     typer.echo(f"  sovstack plan {name}")
     typer.echo(f"  pulumi stack init {name}   # with your in-region backend: see docs/quickstart.md")
     typer.echo(f"  pulumi up --stack {name}")
+
+
+def _deploy(stack: str, operation: str, **options: Any) -> None:
+    """Load and check the stack like `validate`, then run Pulumi the way its spec says (infra/deploy.py)."""
+    from sovstack.infra.pipeline import load_stack
+
+    try:
+        loaded = load_stack(stack)
+    except SpecError as err:
+        _fail_spec(err, False)
+    broken = [f for f in loaded.findings or () if not f.passed]
+    if broken:
+        for finding in broken:
+            typer.echo(finding.line(str(loaded.path)), err=True)
+        typer.echo(f"{loaded.path}: {len(broken)} residency rule(s) broken; nothing was run", err=True)
+        raise typer.Exit(EXIT_RESIDENCY)
+    from sovstack.infra.deploy import DeployError, DeployOptions, run
+
+    try:
+        run(loaded, operation, DeployOptions(on_output=lambda line: typer.echo(line, nl=False), **options))
+    except DeployError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(err.exit_code) from None
+    if operation == "destroy":
+        from sovstack.infra.deploy import remaining_resources
+
+        left = remaining_resources(loaded)
+        if left:
+            typer.echo(f"kept (protected, as the audit trail must be): {len(left)} resource(s)")
+            for urn in left:
+                typer.echo(f"  {urn}")
+
+
+NoPackOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-policy-pack", help="Skip the CrossGuard pack (it runs by default, configured from the spec)."
+    ),
+]
+
+
+@app.command()
+def preview(
+    stack: StackArg,
+    expect_no_changes: Annotated[
+        bool, typer.Option("--expect-no-changes", help="Fail if anything would change.")
+    ] = False,
+    no_policy_pack: NoPackOpt = False,
+) -> None:
+    """`pulumi preview` of STACK on its own state backend, with its secrets provider and policy pack."""
+    _deploy(
+        stack, "preview", expect_no_changes=expect_no_changes, policy_pack=None if no_policy_pack else _pack()
+    )
+
+
+@app.command()
+def up(stack: StackArg, no_policy_pack: NoPackOpt = False) -> None:
+    """`pulumi up` of STACK, the same way as `preview`: the backend, secrets and policy the spec declares."""
+    _deploy(stack, "up", policy_pack=None if no_policy_pack else _pack())
+
+
+@app.command()
+def refresh(
+    stack: StackArg,
+    expect_no_changes: Annotated[
+        bool, typer.Option("--expect-no-changes", help="Fail on any drift.")
+    ] = False,
+) -> None:
+    """`pulumi refresh` of STACK: read every resource back and show the drift."""
+    _deploy(stack, "refresh", expect_no_changes=expect_no_changes)
+
+
+@app.command()
+def destroy(stack: StackArg) -> None:
+    """Tear STACK down, keeping what is protected (the audit bucket, the cluster), and list what was kept."""
+    _deploy(stack, "destroy", exclude_protected=True)
+
+
+def _pack() -> str:
+    from sovstack.infra.deploy import POLICY_PACK
+
+    return str(POLICY_PACK)
 
 
 # --- sovstack weights: pin model weights like images (infra/weights.py) -----------------------------------

@@ -22,6 +22,7 @@ from pulumi import automation as auto
 
 from sovstack.infra.lookups import policy_of
 from sovstack.infra.pipeline import LoadedStack
+from sovstack.infra.program import STACK_FILE_ENV
 from sovstack.infra.program import main as program_main
 from sovstack.policies.rules import pack_config_for
 
@@ -31,7 +32,8 @@ POLICY_PACK = Path(__file__).resolve().parents[1] / "policies"
 
 
 class DeployError(Exception):
-    """The operation could not start (no project, no CLI) or Pulumi reported a failure."""
+    """The operation could not start (no project, no CLI: exit 2) or Pulumi reported a failure (exit 4:
+    a resource failed, the policy pack refused, changes under --expect-no-changes)."""
 
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
@@ -87,6 +89,11 @@ def select_stack(loaded: LoadedStack, options: DeployOptions) -> auto.Stack:
         )
     except auto.errors.CommandError as err:
         raise DeployError(f"{loaded.path}: pulumi could not select stack {loaded.name}: {err}") from None
+    except FileNotFoundError:
+        raise DeployError(
+            f"{loaded.path}: the Pulumi CLI is not on PATH; install it (docs/quickstart.md, Prerequisites) "
+            "or use `sovstack plan` and `sovstack render`, which need no Pulumi CLI"
+        ) from None
 
 
 @contextmanager
@@ -99,11 +106,33 @@ def policy_pack_config(loaded: LoadedStack) -> Iterator[Path]:
         yield path
 
 
+@contextmanager
+def program_environment(loaded: LoadedStack) -> Iterator[None]:
+    """What the inline program, which runs in this process, must see as `pulumi up`'s program would:
+    the backend this run uses and the stack file it runs (infra/state_check.py reads both)."""
+    keys = {"PULUMI_BACKEND_URL": loaded.spec.state.backend_url, STACK_FILE_ENV: str(loaded.path)}
+    saved = {key: os.environ.get(key) for key in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run(loaded: LoadedStack, operation: str, options: DeployOptions | None = None) -> Any:
     """Run `operation` on the stack; returns the Automation API result, DeployError on failure."""
     if operation not in OPERATIONS:
         raise DeployError(f"unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
     options = options or DeployOptions()
+    with program_environment(loaded):
+        return _run(loaded, operation, options)
+
+
+def _run(loaded: LoadedStack, operation: str, options: DeployOptions) -> Any:
     stack = select_stack(loaded, options)
     common: dict[str, Any] = {"color": options.color}
     if options.on_output is not None:
@@ -128,4 +157,12 @@ def run(loaded: LoadedStack, operation: str, options: DeployOptions | None = Non
             return stack.refresh(expect_no_changes=options.expect_no_changes, **common)
         return stack.destroy(exclude_protected=options.exclude_protected, **common)
     except auto.errors.CommandError as err:
-        raise DeployError(f"{loaded.path}: pulumi {operation} failed:\n{err}", exit_code=1) from None
+        raise DeployError(f"{loaded.path}: pulumi {operation} failed:\n{err}", exit_code=4) from None
+
+
+def remaining_resources(loaded: LoadedStack, options: DeployOptions | None = None) -> list[str]:
+    """URNs still in the stack's state after a destroy: what protection kept (components left out)."""
+    stack = select_stack(loaded, options or DeployOptions(on_output=None))
+    with program_environment(loaded):
+        resources = (stack.export_stack().deployment or {}).get("resources") or []
+    return [str(r["urn"]) for r in resources if not str(r["type"]).startswith(("pulumi:", "sovstack:"))]

@@ -7,6 +7,8 @@ zone or location input lies outside the policy.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -18,9 +20,12 @@ from sovstack.infra.residency_check import evaluate
 from sovstack.infra.spec import CustomerSpec
 from sovstack.infra.stack import SovereignStack
 from sovstack.infra.stackfile import CUSTOMER_KEY, Problem, SpecError, format_loc, parse_spec
+from sovstack.infra.state_check import state_problems
 
 #: Config key `sovstack plan` sets to the stack file it loaded (messages name it); unset under `pulumi up`.
 STACK_FILE_KEY = "sovstack:stackFile"
+#: Set by `sovstack up` and friends to the stack file they run (the inline program shares their process).
+STACK_FILE_ENV = "SOVSTACK_STACK_FILE"
 
 
 class ProgramError(pulumi.RunError):
@@ -83,6 +88,17 @@ def residency_guard(policy: ResidencyPolicy) -> Any:
     return guard
 
 
+def verify_state(spec: CustomerSpec, stack_file: Path) -> None:
+    """Refuse a run against another backend or secrets provider than the spec's; warn what is unseen."""
+    problems, notes = state_problems(spec, stack_file)
+    if problems:
+        raise SpecRefused(
+            str(SpecError([Problem(str(stack_file), format_loc(loc), msg) for loc, msg in problems]))
+        )
+    for note in notes:
+        pulumi.log.warn(note)
+
+
 def main() -> None:
     stack = pulumi.get_stack()
     # `sovstack plan FILE` passes the file it read, so refusals point at it rather than at stacks/.
@@ -96,6 +112,8 @@ def main() -> None:
     refusals, composition = build_composition(spec)
     if refusals or composition is None:
         raise SpecRefused(str(SpecError([Problem(file, format_loc(loc), msg) for loc, msg in refusals])))
+    if pulumi.Config("sovstack").get("stackFile") is None:  # a deployment, not `sovstack plan`'s mock run
+        verify_state(spec, Path(os.environ.get(STACK_FILE_ENV) or file))
     pulumi.runtime.register_resource_transform(residency_guard(composition.policy))
 
     kubeconfig = None

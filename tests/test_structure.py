@@ -29,6 +29,7 @@ INFRA_ORDER = (
     "render",
     "newstack",
     "stack",
+    "state_check",
     "program",
     "plan",
     "deploy",
