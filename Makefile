@@ -7,20 +7,25 @@ STAMP := $(VENV)/.installed
 # sovstack/ links components/, infra/ and policies/: lint them once, through their own folders.
 PY_SOURCES := sovstack/__init__.py components infra policies tests benchmarks toolchain
 
-.PHONY: demo test lint typecheck unit bench golden tools promtool e2e-tools e2e clean
+.PHONY: demo test lint typecheck unit bench golden constraints tools promtool e2e-tools e2e clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Re-pin every package to what the venv holds now (after changing pyproject.toml and testing).
+constraints: $(STAMP)
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --all --exclude-editable | grep -v '^sovstack\|^pip==' | LC_ALL=C sort -f; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # checkov pins old dependencies that clash with ours: it lives in a venv of its own.
 $(TOOLS_VENV)/bin/checkov:
 	$(PYTHON) -m venv $(TOOLS_VENV)
-	$(TOOLS_VENV)/bin/pip install --quiet 'checkov>=3.2,<4'
+	$(TOOLS_VENV)/bin/pip install --quiet 'checkov==3.3.30'
 
 # promtool for the alerting-rule tests (tests/components/test_observability.py), built from its Go module
 # into the tool cache (about 12 minutes the first time, seconds after); tests never build it themselves.

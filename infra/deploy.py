@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,6 +109,34 @@ def policy_pack_config(loaded: LoadedStack) -> Iterator[Path]:
         yield path
 
 
+def analyzer_launcher(pack: Path, folder: Path) -> Path:
+    """An executable that runs the policy pack folder `pack` in this interpreter, as an analyzer plugin.
+
+    Given a folder, the Pulumi CLI would start the pack through its Python language host in the venv
+    PulumiPolicy.yaml names (`../.venv`, which only a checkout has). Given an executable, it starts that
+    directly with the engine's address as its argument, so the pack runs with the very sovstack (and
+    residency engine) that runs this command, installed or checked out.
+    """
+    launcher = folder / "sovstack-policy-pack"
+    launcher.write_text(
+        "#!/bin/sh\n# Written by sovstack (infra/deploy.py): runs the CrossGuard pack in sovstack's interpreter.\n"
+        f'cd {shlex.quote(str(pack))} && exec {shlex.quote(sys.executable)} -u -m pulumi.policy "$1" {shlex.quote(str(pack))}\n',
+        encoding="utf-8",
+    )
+    launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return launcher
+
+
+@contextmanager
+def policy_pack_for_run(loaded: LoadedStack, pack: str) -> Iterator[tuple[str, Path]]:
+    """(the pack as the CLI should get it, its config file for this stack), both living for the run."""
+    with policy_pack_config(loaded) as config:
+        if Path(pack).is_dir():
+            yield str(analyzer_launcher(Path(pack), config.parent)), config
+        else:
+            yield pack, config
+
+
 @contextmanager
 def program_environment(loaded: LoadedStack) -> Iterator[None]:
     """What the inline program, which runs in this process, must see as `pulumi up`'s program would:
@@ -141,9 +172,9 @@ def _run(loaded: LoadedStack, operation: str, options: DeployOptions) -> Any:
         common["on_event"] = options.on_event
     try:
         if operation in ("preview", "up") and options.policy_pack:
-            with policy_pack_config(loaded) as config:
+            with policy_pack_for_run(loaded, options.policy_pack) as (pack, config):
                 packs: dict[str, Any] = {
-                    "policy_packs": [options.policy_pack],
+                    "policy_packs": [pack],
                     "policy_pack_configs": [str(config)],
                 }
                 if operation == "preview":

@@ -82,3 +82,42 @@ def test_the_wheel_carries_code_data_templates_and_the_policy_pack(wheel: zipfil
 def test_the_console_script_points_into_the_package(wheel: zipfile.ZipFile) -> None:
     (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     assert "sovstack = sovstack.infra.cli:main" in wheel.read(entry_points).decode()
+
+
+def pins() -> dict[str, str]:
+    """constraints.txt as {normalized name: version}."""
+    found = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            found[name.lower().replace("_", "-")] = version
+    return found
+
+
+def test_the_python_kubernetes_sdk_is_pinned_to_the_provider_the_e2e_suite_builds() -> None:
+    import yaml
+
+    versions = yaml.safe_load((ROOT / "toolchain" / "versions.yaml").read_text(encoding="utf-8"))
+    package = versions["tools"]["pulumi-resource-kubernetes"]["python_package"]
+    name, _, version = package.partition("==")
+    assert pins()[name] == version
+
+
+def test_every_dependency_is_pinned() -> None:
+    """A dependency left out of constraints.txt would float on a fresh clone."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    names = {
+        d.split(";")[0]
+        .split("[")[0]
+        .split(">")[0]
+        .split("<")[0]
+        .split("=")[0]
+        .strip()
+        .lower()
+        .replace("_", "-")
+        for d in declared
+    }
+    assert names - set(pins()) == set()

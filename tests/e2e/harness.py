@@ -11,8 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import stat
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,7 @@ import pulumi
 import yaml
 from pulumi import automation as auto
 
-from sovstack.infra.deploy import DeployOptions, run, select_stack
+from sovstack.infra.deploy import POLICY_PACK, DeployOptions, run, select_stack
 from sovstack.infra.pipeline import LoadedStack, load_stack
 from sovstack.infra.program import main as program_main
 from toolchain.build import Tool, binary_path, ensure, load_tools
@@ -90,31 +88,11 @@ class PulumiEnv:
     policy_pack: Path | None = None
 
 
-def policy_pack_binary(bin_dir: Path) -> Path:
-    """sovstack's policy pack as an analyzer binary: how the CLI runs it with no Python language host.
-
-    Pulumi runs a directory pack (PulumiPolicy.yaml) through the Python language host, which the Go
-    module proxy does not serve here; a path to an executable is started directly as an analyzer
-    plugin with the engine's address. This one runs `python -m pulumi.policy <engine> policies/`, as
-    the language host would.
-    """
-    shim = bin_dir / "sovstack-policy-pack"
-    pack = ROOT / "policies"
-    shim.write_text(
-        "#!/bin/sh\n# Written by tests/e2e/harness.py\n"
-        f'cd "{pack}" && exec "{sys.executable}" -u -m pulumi.policy "$1" "{pack}"\n',
-        encoding="utf-8",
-    )
-    shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return shim
-
-
 def pulumi_env(workdir: Path, tools: dict[str, Path]) -> PulumiEnv:
     home = workdir / "pulumi-home"
     bin_dir = workdir / "bin"
     home.mkdir(parents=True, exist_ok=True)
     bin_dir.mkdir(parents=True, exist_ok=True)
-    pack = policy_pack_binary(bin_dir)
     env = {
         "PULUMI_HOME": str(home),
         "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
@@ -142,7 +120,7 @@ def pulumi_env(workdir: Path, tools: dict[str, Path]) -> PulumiEnv:
         check=True,
         capture_output=True,
     )
-    return PulumiEnv(home, bin_dir, command, env, pack)
+    return PulumiEnv(home, bin_dir, command, env, POLICY_PACK)
 
 
 # ------------------------------------------------------------------------------------------ stacks

@@ -31,11 +31,9 @@ def stack(make_stack: StackFactory, chart_mirror_url: str) -> E2EStack:
 
 
 def sovstack(stack: E2EStack, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
-    """The CLI in this process, with the harness's Pulumi home and PATH (the built CLI and provider)
-    and the policy pack as an analyzer binary (no Python language host here)."""
+    """The CLI in this process, with the harness's Pulumi home and PATH (the built CLI and provider)."""
     for key, value in stack.pulumi.env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(cli, "_pack", lambda: str(stack.pulumi.policy_pack))
     real_run = deploy.run
 
     def run_harness_program(loaded: Any, operation: str, options: deploy.DeployOptions) -> Any:
