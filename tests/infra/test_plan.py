@@ -286,3 +286,18 @@ def test_planted_secret_config_never_reaches_the_plan(tmp_path: Path) -> None:
     text = invoke("plan", str(path))
     assert text.exit_code == 0
     assert "SOMECIPHERTEXT" not in text.stdout + text.stderr
+
+
+def test_the_plan_shows_autoscaled_pools_leave_their_size_to_the_autoscaler(
+    json_plans: dict[str, dict[str, Any]],
+) -> None:
+    """The engine matches ignoreChanges against the schema's names: the plan must show `desiredNodes`
+    (translated by the SDK from the Python name), or an `up` would scale the pool back."""
+    pools = [
+        r
+        for r in json_plans["gov-fr"]["resources"]
+        if r["type"] == "ovh:CloudProject/kubeNodePool:KubeNodePool"
+    ]
+    assert pools and all(r["ignoreChanges"] == ["desiredNodes"] for r in pools)
+    (cluster,) = [r for r in json_plans["gov-fr"]["resources"] if r["type"] == "ovh:CloudProject/kube:Kube"]
+    assert cluster["ignoreChanges"] == []  # a version bump is an update the cluster applies
