@@ -207,7 +207,10 @@ def capacity(
 
 @app.command()
 def plan(stack: StackArg, as_json: JsonOpt = False) -> None:
-    """Run the Pulumi program under the mock engine, offline: every resource `pulumi up` would register."""
+    """Run the Pulumi program under Pulumi's mock engine, offline: every resource `pulumi up` would
+    register, with its inputs, parent, provider and options. A mock run: it cannot show what only the
+    provider knows (updates versus replacements, provider-side defaults and diffs, server-side
+    admission); `sovstack preview STACK` runs the real engine for that."""
     from sovstack.infra.pipeline import load_stack
 
     try:
