@@ -245,6 +245,9 @@ def render(
         typer.Option(help="Git repository Argo CD reads the manifests from ($SOVSTACK_GITOPS_REPO)."),
     ] = None,
     revision: Annotated[str, typer.Option(help="Git revision Argo CD tracks.")] = "main",
+    force: Annotated[
+        bool, typer.Option("--force", help="Render even a stack whose render on disk has the same inputs.")
+    ] = False,
 ) -> None:
     """Write plain manifests, Argo CD applications and the residency report for GitOps."""
     import sovstack.infra.render as render_mod
@@ -254,9 +257,9 @@ def render(
         raise typer.Exit(EXIT_INVALID)
     git = render_mod.GitSource(repo_url=repo_url or render_mod.DEFAULT_REPO_URL, revision=revision)
     if all_stacks:
-        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git))
+        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git, force=force))
     assert stack is not None
-    raise typer.Exit(render_mod.render_one_cli(stack, out, git))
+    raise typer.Exit(render_mod.render_one_cli(stack, out, git, force=force))
 
 
 @app.command()
