@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.fleet import generate_fleet
+from benchmarks.targets import run_targets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -367,8 +368,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if plan_folder is not None:
             print(f"plan, {PLAN_FLEET} customers...", file=sys.stderr)
             bench_plan(plan_folder, results)
-    print("validate...", file=sys.stderr)
-    bench_validate(3 if args.quick else 10, results)
+        print("validate...", file=sys.stderr)
+        bench_validate(3 if args.quick else 10, results)
+        print("targets where users wait: plan, validate, render, re-render, growth...", file=sys.stderr)
+        fleet = Path(tmp) / "fleet-100" if 100 in args.sizes else None
+        run_targets(
+            SOVSTACK,
+            EXAMPLE_STACK,
+            fleet,
+            measure,
+            run_python,
+            results,
+            Row,
+            verdict,
+            runs=3 if args.quick else 5,
+        )
     add_targets(seconds, results)
     results.machine["load_at_end"] = round(load(), 2)
     print(table(results))

@@ -8,6 +8,7 @@ error (a bug: please report it). No input prints a traceback. Only `plan` import
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -245,6 +246,9 @@ def render(
         typer.Option(help="Git repository Argo CD reads the manifests from ($SOVSTACK_GITOPS_REPO)."),
     ] = None,
     revision: Annotated[str, typer.Option(help="Git revision Argo CD tracks.")] = "main",
+    force: Annotated[
+        bool, typer.Option("--force", help="Render even a stack whose render on disk has the same inputs.")
+    ] = False,
 ) -> None:
     """Write plain manifests, Argo CD applications and the residency report for GitOps."""
     import sovstack.infra.render as render_mod
@@ -254,9 +258,9 @@ def render(
         raise typer.Exit(EXIT_INVALID)
     git = render_mod.GitSource(repo_url=repo_url or render_mod.DEFAULT_REPO_URL, revision=revision)
     if all_stacks:
-        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git))
+        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git, force=force))
     assert stack is not None
-    raise typer.Exit(render_mod.render_one_cli(stack, out, git))
+    raise typer.Exit(render_mod.render_one_cli(stack, out, git, force=force))
 
 
 @app.command()
@@ -470,11 +474,25 @@ def audit_verify(stack: StackArg, endpoint: AuditEndpointOpt = None, as_json: Js
     raise typer.Exit(audit_verify_cli(stack, endpoint=endpoint, as_json=as_json))
 
 
+def _exit_now(code: int | str | None) -> NoReturn:
+    """Exit without the interpreter's teardown once Pulumi is loaded: its gRPC threads, asyncio
+    loops and thousands of SDK modules take a fifth of a `plan` to tear down, and nothing is left
+    to flush but the standard streams."""
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
 def main() -> None:
     """Entry point: typer's own usage errors exit 2; anything unexpected exits 3 without a traceback."""
     try:
         app()
-    except SystemExit:
+    except SystemExit as done:
+        if "pulumi" in sys.modules:
+            _exit_now(done.code)
         raise
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

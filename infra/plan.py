@@ -7,6 +7,7 @@ type, name, parent, provider and inputs. Secret values are replaced by `[secret]
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import json
 import runpy
@@ -234,6 +235,12 @@ def run_plan(loaded: LoadedStack) -> PlanResult:
     monitor = _Monitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="sovstack", stack=loaded.name, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)
+    # A plan allocates a few hundred thousand short-lived objects and almost no cycles: collecting
+    # the young generation every 700 allocations cost plan 18% at 100 models. Modules and catalog
+    # loaded so far are frozen out of the collector's view; the threshold is restored afterwards.
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, thresholds[1], thresholds[2])
     try:
         _sync_await(run_pulumi_func(_run_program))
         outputs = _stack_outputs()
@@ -245,6 +252,8 @@ def run_plan(loaded: LoadedStack) -> PlanResult:
             raise PlanError(str(cause), cause.exit_code) from None
         raise PlanError(f"the program failed: {type(err).__name__}: {err}", 3) from None
     finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         pulumi.runtime.settings.reset_options()
         pulumi.runtime.set_all_config({})
         loop.close()

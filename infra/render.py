@@ -26,9 +26,10 @@ from sovstack.components.kube import Manifest, standard_labels
 from sovstack.components.residency import Finding
 from sovstack.infra.compose import Composition
 from sovstack.infra.pipeline import LoadedStack, load_stack
+from sovstack.infra.render_cache import INPUTS_FILE, inputs_digest, inputs_record, unchanged
 from sovstack.infra.report import build_report, render_report
 from sovstack.infra.residency_check import evaluate
-from sovstack.infra.stackfile import SpecError, list_stacks, stack_name
+from sovstack.infra.stackfile import SpecError, list_stacks, resolve, stack_name
 
 MARKER = ".sovstack-render"
 CLUSTER_DIR = "_cluster"
@@ -235,27 +236,45 @@ def write_tree(files: dict[str, str], out: Path) -> None:
         raise
 
 
-def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> int:
-    """Render one stack into `out`; RenderError for invalid input or a refused residency rule."""
+def _git_for(git: GitSource | None, out: Path, name: str) -> GitSource:
+    git = git or GitSource()
+    if git.path is None:
+        git = replace(git, path=out.as_posix() if not out.is_absolute() else name)
+    return git
+
+
+def _digest(path: Path, git: GitSource) -> str:
+    return inputs_digest(path, git.repo_url, git.revision, git.path)
+
+
+def render_stack(ref: str | Path, out: Path, git: GitSource | None = None, force: bool = False) -> int:
+    """Render one stack into `out`; RenderError for invalid input or a refused residency rule.
+
+    A render already in `out` from the same inputs (stack file, sovstack code and data, Git source) is
+    left as it is, unless `force`.
+    """
+    path = resolve(ref) if isinstance(ref, str) else ref
+    git = _git_for(git, out, stack_name(path))
+    digest = _digest(path, git) if path.is_file() else None
+    if digest and not force and (count := unchanged(out, digest)) is not None:
+        return count
     try:
-        loaded = load_stack(ref)
+        loaded = load_stack(path)
     except SpecError as err:
         raise RenderError([p.line() for p in err.problems], 2) from None
     findings = list(loaded.findings) if loaded.findings is not None else evaluate(loaded.spec)
     broken = [f.line(str(loaded.path)) for f in findings if not f.passed]
     if broken:
         raise RenderError([*broken, f"{loaded.path}: residency rules broken; nothing rendered"], 1)
-    git = git or GitSource()
-    if git.path is None:
-        git = replace(git, path=out.as_posix() if not out.is_absolute() else loaded.name)
     files = render_files(loaded, git, findings)
-    write_tree(files, out)
-    return sum(1 for path in files if path.startswith("manifests/")) - 1
+    count = sum(1 for path in files if path.startswith("manifests/")) - 1
+    write_tree({**files, **({INPUTS_FILE: inputs_record(digest, count)} if digest else {})}, out)
+    return count
 
 
-def render_one_cli(ref: str, out: Path, git: GitSource | None = None) -> int:
+def render_one_cli(ref: str, out: Path, git: GitSource | None = None, force: bool = False) -> int:
     try:
-        count = render_stack(ref, out, git)
+        count = render_stack(ref, out, git, force=force)
     except RenderError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
@@ -264,10 +283,12 @@ def render_one_cli(ref: str, out: Path, git: GitSource | None = None) -> int:
     return 0
 
 
-def _render_worker(path: str, out: str, git: GitSource | None) -> tuple[str, int, list[str], int]:
+def _render_worker(
+    path: str, out: str, git: GitSource | None, force: bool = True
+) -> tuple[str, int, list[str], int]:
     name = stack_name(Path(path))
     try:
-        count = render_stack(Path(path), Path(out) / name, git)
+        count = render_stack(Path(path), Path(out) / name, git, force=force)
     except RenderError as err:
         return name, err.exit_code, err.lines, 0
     except Exception as err:  # one broken stack must not stop the fleet
@@ -281,29 +302,51 @@ def render_all(
     jobs: int | None = None,
     progress: bool = True,
     git: GitSource | None = None,
+    force: bool = False,
 ) -> int:
-    """Render every stack into out/<stack>; the others still render when one fails."""
+    """Render every stack into out/<stack>; the others still render when one fails.
+
+    A stack whose render on disk came from the same inputs is skipped before any worker starts.
+    """
     stacks = list(paths)
     out.mkdir(parents=True, exist_ok=True)
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(stacks) or 1))
     failures: list[tuple[str, int, list[str]]] = []
     objects = 0
     done = 0
-    # forkserver, not fork: a parent that runs gRPC threads (Pulumi's, in a test or a program embedding
-    # sovstack) would hand its workers locks held by threads that do not exist in the child.
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_render_worker, str(p), str(out), git) for p in stacks]
-        for future in as_completed(futures):
-            name, code, lines, count = future.result()
-            done += 1
+    todo: list[Path] = []
+    for path in stacks:
+        target = out / stack_name(path)
+        count = (
+            None
+            if force or not path.is_file()
+            else unchanged(target, _digest(path, _git_for(git, target, stack_name(path))))
+        )
+        if count is None:
+            todo.append(path)
+        else:
             objects += count
-            if code:
-                failures.append((name, code, lines))
-            if progress:
-                status = "ok" if not code else f"FAILED (exit {code})"
-                print(f"[{done:>{len(str(len(stacks)))}}/{len(stacks)}] {name}: {status}", file=sys.stderr)
-    print(f"rendered {len(stacks) - len(failures)} of {len(stacks)} stacks ({objects} objects) to {out}")
+    skipped = len(stacks) - len(todo)
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    if todo:
+        # forkserver, not fork: a parent that runs gRPC threads (Pulumi's, in a test or a program
+        # embedding sovstack) would hand its workers locks held by threads that do not exist in the child.
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_render_worker, str(p), str(out), git) for p in todo]
+            for future in as_completed(futures):
+                name, code, lines, count = future.result()
+                done += 1
+                objects += count
+                if code:
+                    failures.append((name, code, lines))
+                if progress:
+                    status = "ok" if not code else f"FAILED (exit {code})"
+                    print(f"[{done:>{len(str(len(todo)))}}/{len(todo)}] {name}: {status}", file=sys.stderr)
+    unchanged_note = f"; {skipped} unchanged (same inputs as the render on disk)" if skipped else ""
+    print(
+        f"rendered {len(stacks) - len(failures)} of {len(stacks)} stacks ({objects} objects) to {out}"
+        + unchanged_note
+    )
     if failures:
         print(f"{len(failures)} stack(s) failed:", file=sys.stderr)
         for name, code, lines in sorted(failures):
@@ -314,9 +357,11 @@ def render_all(
     return 0
 
 
-def render_all_cli(out: Path, jobs: int | None = None, git: GitSource | None = None) -> int:
+def render_all_cli(
+    out: Path, jobs: int | None = None, git: GitSource | None = None, force: bool = False
+) -> int:
     stacks = list_stacks()
     if not stacks:
         print("no stacks found under stacks/", file=sys.stderr)
         return 2
-    return render_all(stacks, out, jobs=jobs, progress=True, git=git)
+    return render_all(stacks, out, jobs=jobs, progress=True, git=git, force=force)

@@ -26,6 +26,7 @@ INFRA_ORDER = (
     "pipeline",
     "validation",
     "report",
+    "render_cache",
     "render",
     "newstack",
     "stack",

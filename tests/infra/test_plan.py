@@ -199,6 +199,26 @@ def test_plan_through_a_real_subprocess() -> None:
     assert plan["outputs"]["kubeconfig"] == SECRET
 
 
+def test_a_refused_plan_exits_1_through_the_console_entry_point(tmp_path: Path) -> None:
+    # The entry point skips the interpreter's teardown once Pulumi is loaded: the exit code and
+    # every line written before must still come out.
+    customer = example_customer("gov-fr")
+    for model in customer["models"]:
+        model["weights"]["s3"]["endpoint"] = "https://s3.de.io.cloud.ovh.net"
+    customer["network"]["egress"][0]["host"] = "s3.de.io.cloud.ovh.net"
+    path = write_config(tmp_path, "gov-fr", {CUSTOMER_KEY: customer})
+    completed = subprocess.run(
+        [sys.executable, "-m", "sovstack.infra.cli", "plan", str(path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.splitlines()[0] == f"{path}: 3 residency rule(s) broken; nothing was registered:"
+    assert len(completed.stderr.splitlines()) == 4
+
+
 # ------------------------------------------------------------------------------------------- refusals
 def test_plan_of_an_invalid_stack_exits_2_with_the_path_line(tmp_path: Path) -> None:
     customer = example_customer("gov-fr")
