@@ -140,7 +140,7 @@ def fact(subject: str, value: str, source: str, verified: Any = None, retrieved:
         "source": source or None,
         "link": match.group(0) if match else None,
         "retrieved": str(retrieved) if retrieved else None,
-        "verified": bool(verified) and verified != "false",
+        "verified": bool(verified) and verified != "false" and "unverified" not in (source or ""),
     }
 
 
