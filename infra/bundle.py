@@ -85,6 +85,14 @@ def sign(sums: Path, key: Path) -> Path:
     return sums.with_name(SIGNATURE)
 
 
+def check_target(out: Path, sign_key: Path | None) -> None:
+    """Refuse before any work: an existing bundle, a missing key."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BundleError([f"{out}: exists and is not empty; a bundle is never overwritten"], 2)
+    if sign_key is not None and not sign_key.is_file():
+        raise BundleError([f"{sign_key}: --sign-key: no such file"], 2)
+
+
 def write_bundle(
     loaded: LoadedStack,
     out: Path,
@@ -93,10 +101,7 @@ def write_bundle(
     signer: str = DEFAULT_SIGNER,
 ) -> dict[str, Any]:
     """Write the bundle into `out` (which must not exist or be empty), atomically; the report data."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BundleError([f"{out}: exists and is not empty; a bundle is never overwritten"], 2)
-    if sign_key is not None and not sign_key.is_file():
-        raise BundleError([f"{sign_key}: --sign-key: no such file"], 2)
+    check_target(out, sign_key)
     files, report = bundle_files(loaded, plan)
     if sign_key is not None:
         if any(c.isspace() for c in signer) or not signer:

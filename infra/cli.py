@@ -310,8 +310,14 @@ def report(
 
 def _write_bundle(loaded: Any, out: Path, sign_key: Path | None, signer: str) -> dict[str, Any]:
     """The plan is included for a stack inside its policy (a refused one has nothing to plan)."""
-    from sovstack.infra.bundle import BundleError, write_bundle
+    from sovstack.infra.bundle import BundleError, check_target, write_bundle
 
+    try:
+        check_target(out, sign_key)
+    except BundleError as err:
+        for line in err.lines:
+            typer.echo(line, err=True)
+        raise typer.Exit(err.exit_code) from None
     plan = None
     if loaded.composition is not None and not any(not f.passed for f in loaded.findings or ()):
         from sovstack.infra.plan import PlanError, run_plan
