@@ -117,6 +117,7 @@ def catalog_digest(files: list[dict[str, str]]) -> str:
 
 
 def provenance(path: Path) -> dict[str, Any]:
+    """When, by what and from what the report was made (the catalog's files are listed apart)."""
     files = catalog_files()
     return {
         "at": generation_time(),
@@ -125,7 +126,6 @@ def provenance(path: Path) -> dict[str, Any]:
         "stackFile": path.name,
         "stackSha256": sha256_file(path) if path.is_file() else UNKNOWN,
         "catalogSha256": catalog_digest(files),
-        "catalogFiles": files,
     }
 
 
@@ -199,6 +199,7 @@ def build_report(
     ]
     return {
         "generated": generated or provenance(loaded.path),
+        "catalogFiles": catalog_files(),
         "facts": facts,
         "checksRun": [
             {
@@ -293,6 +294,7 @@ def build_report(
 #: Section titles and order. A key not listed here still gets a section, after these, titled from its name.
 SECTION_TITLES: dict[str, str] = {
     "generated": "Generated",
+    "catalogFiles": "Catalog files",
     "verdict": "Verdict",
     "policy": "Policy",
     "inventory": "Where everything lives",
@@ -328,7 +330,7 @@ def section_title(path: str) -> str:
 
 
 def _text(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -363,7 +365,7 @@ def _block(value: Any) -> dict[str, Any]:
             "rows": [[_cell(k), _cell(v)] for k, v in value.items()],
         }
     if isinstance(value, list) and value:
-        return {"kind": "list", "items": [_cell(v) for v in value]}
+        return {"kind": "list", "entries": [_cell(v) for v in value]}
     if value in (None, [], {}, ""):
         return {"kind": "text", "cell": _cell("none")}
     return {"kind": "text", "cell": _cell(value)}
@@ -419,7 +421,7 @@ def render_report(data: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
     template = _environment().get_template(f"report.{fmt}.j2")
-    return str(template.render(report=data, sections=sections(data)))
+    return str(template.render(report=data, sections=sections(data))).rstrip("\n") + "\n"
 
 
 def _md_cell(cell: dict[str, Any]) -> str:
