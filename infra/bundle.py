@@ -64,7 +64,9 @@ def _ssh_keygen(*args: str, stdin: bytes | None = None) -> subprocess.CompletedP
             ["ssh-keygen", *args], input=stdin, capture_output=True, timeout=60, check=False
         )
     except FileNotFoundError:
-        raise BundleError(["ssh-keygen: not found; install OpenSSH (8.1 or later) to sign a bundle"], 2) from None
+        raise BundleError(
+            ["ssh-keygen: not found; install OpenSSH (8.1 or later) to sign a bundle"], 2
+        ) from None
 
 
 def public_key(key: Path) -> str:

@@ -273,7 +273,9 @@ def report(
     ] = None,
     sign_key: Annotated[
         Path | None,
-        typer.Option("--sign-key", help="SSH private key: sign SHA256SUMS (ssh-keygen -Y sign -n sovstack-report)."),
+        typer.Option(
+            "--sign-key", help="SSH private key: sign SHA256SUMS (ssh-keygen -Y sign -n sovstack-report)."
+        ),
     ] = None,
     signer: Annotated[
         str, typer.Option("--signer", help="Principal named in the bundle's allowed_signers.")

@@ -258,7 +258,10 @@ def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> in
         raise RenderError([str(err)], 2) from None
     schema = json.loads(files["residency-report.json"])["schemaChecks"]
     if schema["failures"]:  # a builder bug: never hand an API server what its schema refuses
-        lines = [f"{loaded.path}: schema (Kubernetes {schema['kubernetesVersion']}): {f}" for f in schema["failures"]]
+        lines = [
+            f"{loaded.path}: schema (Kubernetes {schema['kubernetesVersion']}): {f}"
+            for f in schema["failures"]
+        ]
         raise RenderError([*lines, f"{loaded.path}: manifests fail their schema; nothing rendered"], 3)
     write_tree(files, out)
     return sum(1 for path in files if path.startswith("manifests/")) - 1

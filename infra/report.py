@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from sovstack.components.catalog import DATA_DIR as CATALOG_DIR
-
 from sovstack.components.catalog import load_catalog, provider_for_backend
 from sovstack.components.residency import Finding
 from sovstack.infra import defaults
@@ -130,7 +129,9 @@ def provenance(path: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- facts
-def fact(subject: str, value: str, source: str, verified: Any = None, retrieved: Any = None) -> dict[str, Any]:
+def fact(
+    subject: str, value: str, source: str, verified: Any = None, retrieved: Any = None
+) -> dict[str, Any]:
     """One catalog fact the report relies on. `verified` is true only when the data file says it was
     checked against its source (a `verified` field that is neither absent nor false)."""
     match = _URL.search(source or "")
@@ -193,7 +194,9 @@ def build_report(
         ),
         fact(f"{provider.name} is headquartered in {provider.headquarters}", provider.name, provider.source),
         fact(
-            f"{region.country} is in jurisdiction {region.jurisdiction}", region.country, catalog.countries_source
+            f"{region.country} is in jurisdiction {region.jurisdiction}",
+            region.country,
+            catalog.countries_source,
         ),
         fact(f"residency policy {spec.residency.label}", spec.residency.label, composition.policy.source),
     ]
@@ -372,7 +375,11 @@ def _block(value: Any) -> dict[str, Any]:
 
 
 def _key_order(keys: list[str], prefix: str = "") -> list[str]:
-    known = [k.removeprefix(prefix) for k in SECTION_TITLES if k.startswith(prefix) and "." not in k.removeprefix(prefix)]
+    known = [
+        k.removeprefix(prefix)
+        for k in SECTION_TITLES
+        if k.startswith(prefix) and "." not in k.removeprefix(prefix)
+    ]
     return [k for k in known if k in keys] + sorted(k for k in keys if k not in known)
 
 

@@ -48,7 +48,8 @@ def signed_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp.setenv("SOVSTACK_GIT_COMMIT", "0123456789abcdef0123456789abcdef01234567")
     try:
         result = CliRunner().invoke(
-            app, ["report", "gov-fr", "--bundle", str(root / "out"), "--sign-key", str(key), "--signer", SIGNER]
+            app,
+            ["report", "gov-fr", "--bundle", str(root / "out"), "--sign-key", str(key), "--signer", SIGNER],
         )
     finally:
         mp.undo()

@@ -113,7 +113,10 @@ def test_a_key_added_to_the_data_is_a_section_in_every_format() -> None:
     assert "## Placeholders\n\n| field | value | why |\n| --- | --- | --- |\n" in md
     assert "| cluster.kubeconfig | REPLACE_ME | operator a \\| b |" in md
     assert "## Location-free resources\n" in md
-    assert "## Some new thing\n\n| field | value |\n| --- | --- |\n| issuer | <https://id.example.eu/realms/x> |" in md
+    assert (
+        "## Some new thing\n\n| field | value |\n| --- | --- |\n| issuer | <https://id.example.eu/realms/x> |"
+        in md
+    )
     html = render_report(data, "html")
     assert '<section id="placeholders">\n<h2>Placeholders</h2>' in html
     assert '<section id="locationFree">\n<h2>Location-free resources</h2>' in html
@@ -129,7 +132,9 @@ def test_provenance_is_in_every_format() -> None:
     assert generated["stackFile"] == "Pulumi.gov-fr.yaml"
     assert generated["stackSha256"] == hashlib.sha256(stack_file.read_bytes()).hexdigest()
     assert generated["sovstackVersion"] == "0.1.0"
-    header = "generated 2025-12-01T00:00:00Z by sovstack 0.1.0 at commit 0123456789abcdef0123456789abcdef01234567"
+    header = (
+        "generated 2025-12-01T00:00:00Z by sovstack 0.1.0 at commit 0123456789abcdef0123456789abcdef01234567"
+    )
     assert header in render_report(data, "md")
     assert json.loads(render_report(data, "json"))["generated"] == generated
     html = render_report(data, "html")
@@ -139,7 +144,12 @@ def test_provenance_is_in_every_format() -> None:
 def test_the_catalog_digest_is_what_sha256sum_gives(tmp_path: Path) -> None:
     """The recipe docs/residency.md gives the auditor computes the report's catalogSha256."""
     done = subprocess.run(
-        "LC_ALL=C sha256sum * | sha256sum", shell=True, cwd=DATA_DIR, capture_output=True, text=True, check=True
+        "LC_ALL=C sha256sum * | sha256sum",
+        shell=True,
+        cwd=DATA_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert done.stdout.split()[0] == catalog_digest(catalog_files())
     assert report_of("gov-fr")["generated"]["catalogSha256"] == done.stdout.split()[0]
@@ -151,7 +161,9 @@ def test_generation_time_comes_from_source_date_epoch(monkeypatch: pytest.Monkey
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(ProvenanceError) as err:
         generation_time()
-    assert str(err.value) == "SOURCE_DATE_EPOCH: 'yesterday' is not a whole number of seconds since 1970-01-01"
+    assert (
+        str(err.value) == "SOURCE_DATE_EPOCH: 'yesterday' is not a whole number of seconds since 1970-01-01"
+    )
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", generation_time())
 
@@ -194,7 +206,10 @@ def test_the_schema_check_is_claimed_only_when_it_ran(monkeypatch: pytest.Monkey
         "result": "kubernetes-validate is not installed (pip install 'sovstack[dev]'): not run",
     }
     md = render_report(missing, "md")
-    assert "| Kubernetes schemas, strict mode (kubernetes-validate) | no | kubernetes-validate is not installed" in md
+    assert (
+        "| Kubernetes schemas, strict mode (kubernetes-validate) | no | kubernetes-validate is not installed"
+        in md
+    )
 
 
 def test_every_fact_carries_its_source_link_retrieval_and_verification() -> None:
@@ -243,9 +258,18 @@ def test_the_html_report_fits_1280_pixels_in_chromium(stack: str, tmp_path: Path
     page = tmp_path / "report.html"
     page.write_text(render_report(data, "html").replace("</body>", MEASURE + "</body>"), encoding="utf-8")
     done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--hide-scrollbars", "--window-size=1280,900", f"--user-data-dir={tmp_path / 'profile'}",
-         "--dump-dom", page.as_uri()],  # fmt: skip
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
