@@ -10,6 +10,7 @@ of those files in `sha256sum` format. With an operator's SSH key, SHA256SUMS is 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sovstack.infra.pipeline import LoadedStack
-from sovstack.infra.render import GitSource, dump_json, render_files
+from sovstack.infra.render import GitSource, render_files
 from sovstack.infra.report import build_report, provenance, render_report
 
 NAMESPACE = "sovstack-report"
@@ -50,11 +51,12 @@ def bundle_files(loaded: LoadedStack, plan: dict[str, Any] | None) -> tuple[dict
     files: dict[str, bytes] = {
         f"residency-report.{fmt}": render_report(report, fmt).encode() for fmt in ("md", "html", "json")
     }
-    if not report["composition"]["refused"]:
+    # As `sovstack render`: no manifests for a stack outside its policy or refused by the components.
+    if report["verdict"]["passed"] and not report["composition"]["refused"]:
         rendered = render_files(loaded, GitSource(path=loaded.name), findings, report=report)
         files.update({f"render/{name}": text.encode() for name, text in rendered.items()})
-    if plan is not None:
-        files["plan.json"] = dump_json(plan).encode()
+    if plan is not None:  # byte for byte what `sovstack plan --json` prints
+        files["plan.json"] = (json.dumps(plan, indent=2, sort_keys=True) + "\n").encode()
     return files, report
 
 

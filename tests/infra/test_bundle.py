@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from typer.testing import CliRunner
 
 from sovstack.infra.bundle import sha256sums
 from sovstack.infra.cli import app
+from tests.infra.conftest import StackWriter
+from tests.infra.test_cli_validate import move_gov_fr_to_warsaw
 
 pytestmark = pytest.mark.slow
 SIGNER = "ops@example.eu"
@@ -65,8 +68,9 @@ def test_a_signed_bundle_holds_the_report_manifests_and_plan(signed_bundle: Path
     listed = [line.split("  ", 1)[1] for line in (signed_bundle / "SHA256SUMS").read_text().splitlines()]
     assert sorted(listed) == sorted(names - {"SHA256SUMS", "SHA256SUMS.sig"})
     assert listed == sorted(listed, key=str.encode)
-    plan = json.loads((signed_bundle / "plan.json").read_text())
-    assert plan["resources"], "the plan lists what pulumi up would register"
+    plan = (signed_bundle / "plan.json").read_text()
+    assert json.loads(plan)["resources"], "the plan lists what pulumi up would register"
+    assert plan == CliRunner().invoke(app, ["plan", "gov-fr", "--json"]).stdout
     report = json.loads((signed_bundle / "residency-report.json").read_text())
     assert report["generated"]["at"] == "2025-12-01T00:00:00Z"
     # The render's copy of the report is the same report, made once.
@@ -120,3 +124,34 @@ def test_sign_key_needs_a_bundle_and_an_existing_key(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert f"{tmp_path / 'k'}: --sign-key: no such file" in result.output
+
+
+def test_a_stack_outside_its_policy_gets_a_bundle_without_a_plan_and_exit_1(
+    write_stack: StackWriter, tmp_path: Path
+) -> None:
+    """Evidence of a failure is still evidence; there is nothing to plan."""
+    path = write_stack("gov-fr", move_gov_fr_to_warsaw)
+    done = subprocess.run(
+        [sys.executable, "-m", "sovstack.infra.cli", "report", str(path), "--bundle", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ""
+    names = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert "plan.json" not in names and "render" not in names and "SHA256SUMS.sig" not in names
+    assert {"SHA256SUMS", "residency-report.json", "residency-report.md", "residency-report.html"} <= set(
+        names
+    )
+    report = json.loads((tmp_path / "b" / "residency-report.json").read_text())
+    assert report["verdict"]["passed"] is False
+    assert run("sha256sum", "-c", "--quiet", "SHA256SUMS", cwd=tmp_path / "b").returncode == 0
+
+
+def test_a_bad_source_date_epoch_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1.5")
+    result = CliRunner().invoke(app, ["report", "gov-fr"])
+    assert result.exit_code == 2
+    assert result.stderr == "SOURCE_DATE_EPOCH: '1.5' is not a whole number of seconds since 1970-01-01\n"
