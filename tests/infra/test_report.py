@@ -28,6 +28,7 @@ from sovstack.infra.report import (
     render_report,
     section_title,
 )
+from sovstack.infra.schema_check import check_manifests
 from tests.infra.conftest import EXAMPLES
 
 EPOCH = "1764547200"  # 2025-12-01T00:00:00Z
@@ -282,3 +283,45 @@ def test_the_html_report_fits_1280_pixels_in_chromium(stack: str, tmp_path: Path
     assert measured["scrollWidth"] <= 1280, measured
     assert sorted(measured["headings"]) == sorted(md_headings(render_report(data, "md")))
     assert sorted(measured["sections"]) == sorted(json_sections(data)[0])
+
+
+# ---------------------------------------------------------------------------------- the schema check
+def test_the_schema_check_reports_failures_and_kinds_it_cannot_check() -> None:
+    result = check_manifests(
+        [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "bogus": 1}, "data": {}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "y"}, "data": {"a": "b"}},
+            {"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "w"}},
+        ],
+        "1.31",
+    )
+    assert result["ran"] is True
+    assert result["checked"] == 2
+    assert result["failures"] == [
+        "ConfigMap/x: Additional properties are not allowed ('bogus' was unexpected) at metadata"
+    ]
+    assert result["uncheckedKinds"] == ["Widget"]
+    unsupported = check_manifests([], "9.99")
+    assert unsupported["ran"] is False
+    assert unsupported["reason"] == "kubernetes-validate has no schemas for Kubernetes 9.99: not run"
+
+
+def test_render_refuses_manifests_that_fail_their_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sovstack.infra.report as report_module
+    from sovstack.infra.render import RenderError, render_stack
+
+    def failing(objects: Any, version: str) -> dict[str, Any]:
+        return {**check_manifests(objects, version), "failures": ["Deployment/x: bad at spec"]}
+
+    monkeypatch.setattr(report_module, "check_manifests", failing)
+    with pytest.raises(RenderError) as err:
+        render_stack("gov-fr", tmp_path / "out")
+    path = load_stack("gov-fr").path
+    assert err.value.exit_code == 3
+    assert err.value.lines == [
+        f"{path}: schema (Kubernetes 1.31): Deployment/x: bad at spec",
+        f"{path}: manifests fail their schema; nothing rendered",
+    ]
+    assert not (tmp_path / "out").exists()
