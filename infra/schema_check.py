@@ -1,7 +1,8 @@
 """The Kubernetes schema check the residency report may claim: every rendered object against its
 Kubernetes version's schema in strict mode (kubernetes-validate), run when the report is built.
 
-kubernetes-validate is a development dependency: where it is not installed the check does not run and
+kubernetes-validate is an optional dependency (`sovstack[schemas]`, about 100 MB of schemas): where it
+is not installed the check does not run and
 the report says so, rather than claiming a check nobody made. Kinds it ships no schema for (custom
 resources: KEDA, Gateway API, Argo CD...) are listed as unchecked.
 """
@@ -41,7 +42,7 @@ def check_manifests(objects: Iterable[dict[str, Any]], version: str) -> dict[str
         import kubernetes_validate
         from kubernetes_validate.utils import SchemaNotFoundError, VersionNotSupportedError
     except ImportError:
-        result["reason"] = "kubernetes-validate is not installed (pip install 'sovstack[dev]'): not run"
+        result["reason"] = "kubernetes-validate is not installed (pip install 'sovstack[schemas]'): not run"
         return result
     from importlib.metadata import version as package_version
 

@@ -204,7 +204,7 @@ def test_the_schema_check_is_claimed_only_when_it_ran(monkeypatch: pytest.Monkey
     assert missing["checksRun"][1] == {
         "check": "Kubernetes schemas, strict mode (kubernetes-validate)",
         "ran": False,
-        "result": "kubernetes-validate is not installed (pip install 'sovstack[dev]'): not run",
+        "result": "kubernetes-validate is not installed (pip install 'sovstack[schemas]'): not run",
     }
     md = render_report(missing, "md")
     assert (
