@@ -267,23 +267,81 @@ def render(
 def report(
     stack: StackArg,
     format: Annotated[str, typer.Option("--format", help="md, json or html.")] = "md",
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            help="Write an audit bundle here instead (a new directory): the report in md, html and json, "
+            "the rendered manifests, the plan, SHA256SUMS.",
+        ),
+    ] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--sign-key", help="SSH private key: sign SHA256SUMS (ssh-keygen -Y sign -n sovstack-report)."
+        ),
+    ] = None,
+    signer: Annotated[
+        str, typer.Option("--signer", help="Principal named in the bundle's allowed_signers.")
+    ] = "operator",
 ) -> None:
-    """Print the residency report of a stack: every finding and where everything lives."""
+    """Print the residency report of a stack: every finding and where everything lives. Its time is
+    $SOURCE_DATE_EPOCH when set (reproducible output), its commit $SOVSTACK_GIT_COMMIT or git's HEAD."""
     from sovstack.infra.pipeline import load_stack
-    from sovstack.infra.report import build_report, render_report
+    from sovstack.infra.report import ProvenanceError, build_report, render_report
 
     if format not in ("md", "json", "html"):
         typer.echo(f"--format: {format!r} is not one of md, json, html", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    if sign_key is not None and bundle is None:
+        typer.echo("--sign-key: only with --bundle", err=True)
         raise typer.Exit(EXIT_INVALID)
     try:
         loaded = load_stack(stack)
     except SpecError as err:
         _fail_spec(err, False)
-    data = build_report(
-        loaded, loaded.composition, list(loaded.findings) if loaded.findings is not None else None
-    )
-    typer.echo(render_report(data, format), nl=False)
+    try:
+        if bundle is not None:
+            data = _write_bundle(loaded, bundle, sign_key, signer)
+        else:
+            data = build_report(
+                loaded, loaded.composition, list(loaded.findings) if loaded.findings is not None else None
+            )
+            typer.echo(render_report(data, format), nl=False)
+    except ProvenanceError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     raise typer.Exit(EXIT_OK if data["verdict"]["passed"] else EXIT_RESIDENCY)
+
+
+def _write_bundle(loaded: Any, out: Path, sign_key: Path | None, signer: str) -> dict[str, Any]:
+    """The plan is included for a stack inside its policy (a refused one has nothing to plan)."""
+    from sovstack.infra.bundle import BundleError, check_target, write_bundle
+
+    try:
+        check_target(out, sign_key)
+    except BundleError as err:
+        for line in err.lines:
+            typer.echo(line, err=True)
+        raise typer.Exit(err.exit_code) from None
+    plan = None
+    if loaded.composition is not None and not any(not f.passed for f in loaded.findings or ()):
+        from sovstack.infra.plan import PlanError, run_plan
+
+        try:
+            plan = run_plan(loaded).to_dict()
+        except PlanError as err:
+            typer.echo(f"{loaded.path}: {err}", err=True)
+            raise typer.Exit(err.exit_code) from None
+    try:
+        data = write_bundle(loaded, out, plan, sign_key=sign_key, signer=signer)
+    except BundleError as err:
+        for line in err.lines:
+            typer.echo(line, err=True)
+        raise typer.Exit(err.exit_code) from None
+    signed = f", signed ({out / 'SHA256SUMS.sig'})" if sign_key else ""
+    typer.echo(f"wrote bundle {out}: SHA256SUMS{signed}; verify with `cd {out} && sha256sum -c SHA256SUMS`")
+    return data
 
 
 @app.command()

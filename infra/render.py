@@ -27,7 +27,7 @@ from sovstack.components.residency import Finding
 from sovstack.infra.compose import Composition
 from sovstack.infra.pipeline import LoadedStack, load_stack
 from sovstack.infra.render_cache import INPUTS_FILE, inputs_digest, inputs_record, unchanged
-from sovstack.infra.report import build_report, render_report
+from sovstack.infra.report import ProvenanceError, build_report, render_report
 from sovstack.infra.residency_check import evaluate
 from sovstack.infra.stackfile import SpecError, list_stacks, resolve, stack_name
 
@@ -165,9 +165,13 @@ def argocd_applications(composition: Composition, stack: str, git: GitSource) ->
 
 
 def render_files(
-    loaded: LoadedStack, git: GitSource | None = None, findings: list[Finding] | None = None
+    loaded: LoadedStack,
+    git: GitSource | None = None,
+    findings: list[Finding] | None = None,
+    report: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Every file of a render, relative path to text. Pure: no I/O, no Pulumi."""
+    """Every file of a render, relative path to text. No Pulumi; reads only the stack file, the catalog
+    and git's HEAD for the report's provenance (`report`, when given, is used as it is)."""
     git = git or GitSource()
     composition = loaded.composition or Composition(loaded.spec)
     if findings is None:
@@ -189,7 +193,7 @@ def render_files(
     )
     for app in argocd_applications(composition, loaded.name, git):
         files[f"argocd/application-{app['metadata']['name']}.yaml"] = dump_yaml(app)
-    report = build_report(loaded, composition, findings)
+    report = report or build_report(loaded, composition, findings)
     files["residency-report.json"] = render_report(report, "json")
     files["residency-report.md"] = render_report(report, "md")
     files["cloud-resources.json"] = dump_json(
@@ -266,7 +270,17 @@ def render_stack(ref: str | Path, out: Path, git: GitSource | None = None, force
     broken = [f.line(str(loaded.path)) for f in findings if not f.passed]
     if broken:
         raise RenderError([*broken, f"{loaded.path}: residency rules broken; nothing rendered"], 1)
-    files = render_files(loaded, git, findings)
+    try:
+        files = render_files(loaded, git, findings)
+    except ProvenanceError as err:
+        raise RenderError([str(err)], 2) from None
+    schema = json.loads(files["residency-report.json"])["schemaChecks"]
+    if schema["failures"]:  # a builder bug: never hand an API server what its schema refuses
+        lines = [
+            f"{loaded.path}: schema (Kubernetes {schema['kubernetesVersion']}): {f}"
+            for f in schema["failures"]
+        ]
+        raise RenderError([*lines, f"{loaded.path}: manifests fail their schema; nothing rendered"], 3)
     count = sum(1 for path in files if path.startswith("manifests/")) - 1
     write_tree({**files, **({INPUTS_FILE: inputs_record(digest, count)} if digest else {})}, out)
     return count

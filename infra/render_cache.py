@@ -13,12 +13,14 @@ import os
 from functools import cache
 from pathlib import Path
 
+from sovstack.infra.gitinfo import git_head
+
 INPUTS_FILE = ".sovstack-inputs"
 #: Bumped when what goes into the digest changes.
 _SCHEME = b"sovstack-render-inputs/1\n"
 _CODE_SUFFIXES = {".py", ".yaml", ".yml", ".json", ".j2", ".sh", ".txt", ".md"}
-#: Environment variables that change a render's bytes (the report's generation time).
-_ENVIRONMENT = ("SOURCE_DATE_EPOCH",)
+#: Environment variables that change a render's bytes (the report's generation time and commit).
+_ENVIRONMENT = ("SOURCE_DATE_EPOCH", "SOVSTACK_GIT_COMMIT")
 
 
 @cache
@@ -47,6 +49,8 @@ def inputs_digest(stack_file: Path, *git: str | None) -> str:
     digest = hashlib.sha256(_SCHEME)
     digest.update(code_digest().encode() + b"\0")
     digest.update(hashlib.sha256(stack_file.read_bytes()).digest())
+    # The report names the commit the stack file is read from, and takes its time from it.
+    digest.update(repr(git_head(stack_file.resolve().parent)).encode())
     for value in (*git, *(os.environ.get(name) for name in _ENVIRONMENT)):
         digest.update(b"\0" + (value if value is not None else "\x01none").encode())
     return digest.hexdigest()

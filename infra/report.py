@@ -1,26 +1,39 @@
 """The residency report: every finding with its evidence, and where each piece of the stack lives.
 
-Built as plain data (`build_report`), rendered through Jinja2 templates (md, html) or as JSON.
-Deterministic: no timestamps, sorted keys, the same stack gives the same bytes.
+Built as plain data (`build_report`); rendered as JSON, or through one view (`sections`: every top-level
+key a section, titled from SECTION_TITLES) that the Markdown and HTML templates both print, so the three
+formats carry the same sections. A key added to `build_report` shows up in all three with no template
+change; give it a title in SECTION_TITLES.
+
+Deterministic: sorted keys, the same stack gives the same bytes, except for when it was generated and
+at which git commit. Set SOURCE_DATE_EPOCH (seconds since 1970, the reproducible-builds convention) and
+SOVSTACK_GIT_COMMIT to fix both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sovstack.components.catalog import DATA_DIR as CATALOG_DIR
 from sovstack.components.catalog import load_catalog, provider_for_backend
 from sovstack.components.residency import Finding
 from sovstack.infra import defaults
 from sovstack.infra.compose import Composition
+from sovstack.infra.gitinfo import git_head
 from sovstack.infra.lookups import audit_backend
 from sovstack.infra.pipeline import LoadedStack
 from sovstack.infra.residency_check import evaluate
+from sovstack.infra.schema_check import check_manifests
 
 TEMPLATES = Path(__file__).with_name("templates")
-#: Kinds whose schema kubernetes-validate does not ship: listed as unchecked in every report.
+#: Kinds whose schema kubernetes-validate does not ship: listed as unchecked when the check could not run.
 CUSTOM_KINDS = (
     "Application",
     "CiliumNetworkPolicy",
@@ -29,14 +42,120 @@ CUSTOM_KINDS = (
     "Gateway",
     "GatewayClass",
     "HTTPRoute",
+    "PodMonitor",
+    "PrometheusRule",
     "ScaledObject",
     "ServiceMonitor",
 )
+UNKNOWN = "unknown"
+_URL = re.compile(r"https?://[^\s,;)>\]]+")
+
+
+class ProvenanceError(ValueError):
+    """SOURCE_DATE_EPOCH set to something that is not a time."""
+
+
+# ---------------------------------------------------------------------------------- provenance
+def generation_time(path: Path | None = None) -> str:
+    """UTC, to the second: $SOURCE_DATE_EPOCH when set (reproducible builds), else the commit time of
+    HEAD of the git repository holding `path` (the same commit renders the same bytes on any
+    machine), else now."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        head = git_head(path.resolve().parent) if path is not None else None
+        moment = datetime.fromtimestamp(head[1], UTC) if head else datetime.now(UTC)
+    else:
+        try:
+            moment = datetime.fromtimestamp(int(raw), UTC)
+        except (ValueError, OverflowError, OSError):
+            raise ProvenanceError(
+                f"SOURCE_DATE_EPOCH: {raw!r} is not a whole number of seconds since 1970-01-01"
+            ) from None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def time_basis(path: Path | None = None) -> str:
+    """What `generation_time` was taken from, said in the report beside it."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return "SOURCE_DATE_EPOCH"
+    if path is not None and git_head(path.resolve().parent):
+        return "commit time of HEAD"
+    return "clock"
+
+
+def sovstack_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sovstack")
+    except PackageNotFoundError:
+        return UNKNOWN
+
+
+def git_commit(path: Path) -> str:
+    """HEAD of the git repository holding `path` ($SOVSTACK_GIT_COMMIT overrides); "unknown" outside one."""
+    override = os.environ.get("SOVSTACK_GIT_COMMIT")
+    if override:
+        return override
+    head = git_head(path.resolve().parent)
+    return head[0] if head else UNKNOWN
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def catalog_files(directory: Path = CATALOG_DIR) -> list[dict[str, str]]:
+    """Every data file the facts come from, by name (bytewise order), with its sha256."""
+    files = sorted((p for p in directory.iterdir() if p.is_file()), key=lambda p: p.name.encode())
+    return [{"file": p.name, "sha256": sha256_file(p)} for p in files]
+
+
+def catalog_digest(files: list[dict[str, str]]) -> str:
+    """sha256 of the files' `sha256sum` listing: `cd components/data && LC_ALL=C sha256sum * | sha256sum`."""
+    listing = "".join(f"{f['sha256']}  {f['file']}\n" for f in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def provenance(path: Path) -> dict[str, Any]:
+    """When, by what and from what the report was made (the catalog's files are listed apart)."""
+    files = catalog_files()
+    return {
+        "at": generation_time(path),
+        "atFrom": time_basis(path),
+        "sovstackVersion": sovstack_version(),
+        "gitCommit": git_commit(path),
+        "stackFile": path.name,
+        "stackSha256": sha256_file(path) if path.is_file() else UNKNOWN,
+        "catalogSha256": catalog_digest(files),
+    }
+
+
+# ---------------------------------------------------------------------------------- facts
+def fact(
+    subject: str, value: str, source: str, verified: Any = None, retrieved: Any = None
+) -> dict[str, Any]:
+    """One catalog fact the report relies on. `verified` is true only when the data file says it was
+    checked against its source (a `verified` field that is neither absent nor false)."""
+    match = _URL.search(source or "")
+    return {
+        "fact": subject,
+        "value": value,
+        "source": source or None,
+        "link": match.group(0) if match else None,
+        "retrieved": str(retrieved) if retrieved else None,
+        "verified": bool(verified) and verified != "false" and "unverified" not in (source or ""),
+    }
 
 
 def build_report(
-    loaded: LoadedStack, composition: Composition | None = None, findings: list[Finding] | None = None
+    loaded: LoadedStack,
+    composition: Composition | None = None,
+    findings: list[Finding] | None = None,
+    generated: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The report as data. `generated` (from `provenance`) is computed here unless given, so one bundle's
+    files can share it."""
     spec = loaded.spec
     composition = composition or Composition(spec)
     findings = findings if findings is not None else evaluate(spec, composition.policy)
@@ -55,11 +174,56 @@ def build_report(
     )
     # A stack outside its policy may be refused by the components too: report what the spec says.
     try:
-        kinds = sorted({o["kind"] for o in composition.kubernetes_objects()})
+        objects = composition.kubernetes_objects()
         cloud_resources, endpoints, refused = composition.cloud_resources(), composition.service_urls(), None
     except ValueError as err:  # pydantic's ValidationError and ClusterArgsError are ValueErrors
-        kinds, cloud_resources, endpoints, refused = [], [], {}, str(err).splitlines()[0]
+        objects, cloud_resources, endpoints, refused = [], [], {}, str(err).splitlines()[0]
+    kinds = sorted({o["kind"] for o in objects})
+    if refused is None:
+        schema = check_manifests(objects, cluster.kubernetes_minor)
+    else:
+        schema = {"ran": False, "reason": "the components refused the stack: nothing to check"}
+    unchecked = set(schema.get("uncheckedKinds") or ()) if schema["ran"] else set(kinds) & set(CUSTOM_KINDS)
+    facts = [
+        fact(
+            f"{region.code} is in {region.city}, {region.country} ({region.jurisdiction})",
+            region.code,
+            region.source,
+        ),
+        *(
+            fact(f"zone {code} of {region.code}", code, zone.source)
+            for code in sorted({z for p in cluster.gpu_pools for z in p.zones})
+            if (zone := region.zone(code)) is not None
+        ),
+        fact(f"{provider.name} is headquartered in {provider.headquarters}", provider.name, provider.source),
+        fact(
+            f"{region.country} is in jurisdiction {region.jurisdiction}",
+            region.country,
+            catalog.countries_source,
+        ),
+        fact(f"residency policy {spec.residency.label}", spec.residency.label, composition.policy.source),
+    ]
     return {
+        "generated": generated or provenance(loaded.path),
+        "catalogFiles": catalog_files(),
+        "facts": facts,
+        "checksRun": [
+            {
+                "check": "residency rules (sovstack validate)",
+                "ran": True,
+                "result": f"{len(findings) - len(failed)} of {len(findings)} passed",
+            },
+            {
+                "check": schema.get("check", "Kubernetes schemas, strict mode (kubernetes-validate)"),
+                "ran": schema["ran"],
+                "result": (
+                    f"{schema['checked'] - len(schema['failures'])} of {schema['checked']} objects valid "
+                    f"against Kubernetes {schema['kubernetesVersion']} ({schema['tool']})"
+                    if schema["ran"]
+                    else schema["reason"]
+                ),
+            },
+        ],
         "stack": loaded.name,
         "customer": {"name": spec.name, "displayName": spec.display_name},
         "policy": {
@@ -122,10 +286,128 @@ def build_report(
         "composition": {"refused": refused},
         "schemaChecks": {
             "kubernetesVersion": cluster.kubernetes_minor,
+            "ran": schema["ran"],
+            "tool": schema.get("tool"),
+            "checked": schema.get("checked", 0),
+            "failures": schema.get("failures", []),
             # Argo CD Applications are always rendered beside the manifests (argocd/).
-            "uncheckedKinds": sorted({k for k in kinds if k in CUSTOM_KINDS} | {"Application"}),
+            "uncheckedKinds": sorted(unchecked | {"Application"}),
         },
     }
+
+
+# ---------------------------------------------------------------------------------- the view
+#: Section titles and order. A key not listed here still gets a section, after these, titled from its name.
+SECTION_TITLES: dict[str, str] = {
+    "generated": "Generated",
+    "catalogFiles": "Catalog files",
+    "verdict": "Verdict",
+    "policy": "Policy",
+    "inventory": "Where everything lives",
+    "inventory.cluster": "Cluster",
+    "inventory.cloudResources": "Cloud resources",
+    "inventory.buckets": "Buckets and retention",
+    "inventory.volumeClaims": "Volume claims",
+    "inventory.images": "Images",
+    "inventory.chartRepositories": "Charts",
+    "inventory.egress": "Egress destinations",
+    "inventory.endpoints": "Endpoints",
+    "inventory.stateBackend": "State backend",
+    "inventory.secretsProvider": "Secrets provider",
+    "placeholders": "Placeholders",
+    "locationFree": "Location-free resources",
+    "findings": "Findings",
+    "facts": "Facts and their sources",
+    "checksRun": "Checks run",
+    "schemaChecks": "Schema checks",
+    "composition": "Composition",
+}
+#: In the report's header, not sections of their own.
+HEADER_KEYS = ("stack", "customer")
+#: Dicts shown as one subsection per key rather than as one table.
+NESTED = ("inventory",)
+
+
+def section_title(path: str) -> str:
+    if path in SECTION_TITLES:
+        return SECTION_TITLES[path]
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", path.rsplit(".", 1)[-1]).lower()
+    return words[:1].upper() + words[1:]
+
+
+def _text(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def _cell(value: Any) -> dict[str, Any]:
+    text = _text(value)
+    href = text if isinstance(value, str) and _URL.fullmatch(value) else None
+    return {"text": text, "href": href}
+
+
+def _block(value: Any) -> dict[str, Any]:
+    """How one value prints: a table of records, a key/value table, a list, or a line of text."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        headers: list[str] = []
+        for row in value:
+            headers.extend(k for k in row if k not in headers)
+        return {
+            "kind": "table",
+            "headers": headers,
+            "rows": [[_cell(row.get(h)) for h in headers] for row in value],
+        }
+    if isinstance(value, dict) and value:
+        return {
+            "kind": "table",
+            "headers": ["field", "value"],
+            "rows": [[_cell(k), _cell(v)] for k, v in value.items()],
+        }
+    if isinstance(value, list) and value:
+        return {"kind": "list", "entries": [_cell(v) for v in value]}
+    if value in (None, [], {}, ""):
+        return {"kind": "text", "cell": _cell("none")}
+    return {"kind": "text", "cell": _cell(value)}
+
+
+def _key_order(keys: list[str], prefix: str = "") -> list[str]:
+    known = [
+        k.removeprefix(prefix)
+        for k in SECTION_TITLES
+        if k.startswith(prefix) and "." not in k.removeprefix(prefix)
+    ]
+    return [k for k in known if k in keys] + sorted(k for k in keys if k not in known)
+
+
+def sections(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every top-level key but the header's as a section {id, title, level, block, children}."""
+    out = []
+    for key in _key_order([k for k in report if k not in HEADER_KEYS]):
+        value = report[key]
+        section: dict[str, Any] = {"id": key, "title": section_title(key), "level": 2, "children": []}
+        if key in NESTED and isinstance(value, dict):
+            section["block"] = None
+            section["children"] = [
+                {
+                    "id": f"{key}-{sub}",
+                    "title": section_title(f"{key}.{sub}"),
+                    "level": 3,
+                    "block": _block(value[sub]),
+                    "children": [],
+                }
+                for sub in _key_order(list(value), f"{key}.")
+            ]
+        else:
+            section["block"] = _block(value)
+        out.append(section)
+    return out
 
 
 @cache
@@ -141,6 +423,7 @@ def _environment() -> Any:
         keep_trailing_newline=True,
     )
     env.filters["tojson_sorted"] = lambda v: json.dumps(v, sort_keys=True)
+    env.filters["md_cell"] = _md_cell
     return env
 
 
@@ -148,4 +431,10 @@ def render_report(data: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
     template = _environment().get_template(f"report.{fmt}.j2")
-    return str(template.render(report=data))
+    return str(template.render(report=data, sections=sections(data))).rstrip("\n") + "\n"
+
+
+def _md_cell(cell: dict[str, Any]) -> str:
+    """A table cell's Markdown: pipes escaped, one line, URLs as links."""
+    text = cell["text"].replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return f"<{cell['href']}>" if cell["href"] else text

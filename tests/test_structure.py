@@ -16,6 +16,7 @@ PACKAGES = ("components", "infra", "policies")
 
 #: infra's pipeline, bottom first: each module may import only the ones before it (and components).
 INFRA_ORDER = (
+    "gitinfo",
     "spec",
     "stackfile",
     "lookups",
@@ -25,9 +26,11 @@ INFRA_ORDER = (
     "residency_check",
     "pipeline",
     "validation",
+    "schema_check",
     "report",
     "render_cache",
     "render",
+    "bundle",
     "newstack",
     "stack",
     "state_check",

@@ -25,6 +25,14 @@ def example_customer(name: str) -> Customer:
     return copy.deepcopy(document["config"][CUSTOMER_KEY])
 
 
+@pytest.fixture(autouse=True)
+def reproducible_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports carry when and at which commit they were made: fixed here, so renders (and the golden
+    snapshots) are byte-identical across runs and commits. Subprocesses inherit both."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764547200")  # 2025-12-01T00:00:00Z
+    monkeypatch.setenv("SOVSTACK_GIT_COMMIT", "0123456789abcdef0123456789abcdef01234567")
+
+
 @pytest.fixture
 def write_stack(tmp_path: Path) -> StackWriter:
     """`write_stack("gov-fr", mutate)` writes the example, changed by `mutate(customer)`, to tmp_path.

@@ -136,7 +136,7 @@ def test_cloud_inventory_and_report(rendered: Path) -> None:
     assert [r for r in existing["resources"] if not r["type"].startswith("minio:")] == []
     report = (rendered / "gov-fr" / "residency-report.md").read_text()
     assert "verdict: **PASS**" in report
-    assert "| ok | region.country | `sovstack:customer.cluster.region` | `GRA11` |" in report
+    assert "| region.country | sovstack:customer.cluster.region | GRA11 | yes |" in report
     data = json.loads((rendered / "gov-fr" / "residency-report.json").read_text())
     assert data["inventory"]["cluster"]["country"] == "FR"
     assert data["inventory"]["stateBackend"].startswith("s3://")
