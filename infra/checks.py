@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from sovstack.components.capacity import get_gpu
 from sovstack.components.catalog import CatalogError, Region, load_catalog, provider_for_backend
+from sovstack.components.kubernetes_versions import check as check_kubernetes_version
 from sovstack.components.residency import PolicyError, load_profiles
 from sovstack.infra.lookups import audit_backend, model_info, plan_model, policy_of
 from sovstack.infra.spec import CustomerSpec
@@ -30,6 +31,7 @@ def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
     `composition_problems` only for a stack inside its policy.
     """
     problems = list(_cluster_problems(spec))
+    problems += version_problems(spec)
     problems += _model_problems(spec)
     problems += _audit_problems(spec)
     problems += _duplicates(("network", "egress"), [e.name for e in spec.network.egress])
@@ -46,6 +48,22 @@ def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
     if not problems:
         problems += capacity_problems(spec)
     return problems
+
+
+def version_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    """A Kubernetes version the provider no longer creates (or never offered) is refused: exit 2."""
+    verdict = check_kubernetes_version(spec.cluster.provider, spec.cluster.kubernetes_version)
+    if verdict is not None and verdict.refused:
+        return [(("cluster", "kubernetesVersion"), verdict.message)]
+    return []
+
+
+def fact_warnings(spec: CustomerSpec) -> list[SpecProblem]:
+    """Facts about to expire (a version's end of support within 90 days): printed, never refused."""
+    verdict = check_kubernetes_version(spec.cluster.provider, spec.cluster.kubernetes_version)
+    if verdict is not None and not verdict.refused:
+        return [(("cluster", "kubernetesVersion"), verdict.message)]
+    return []
 
 
 def _policy_problems(spec: CustomerSpec) -> list[SpecProblem]:

@@ -80,7 +80,7 @@ def validate(
         _emit_json(payload[0] if len(payload) == 1 else payload)
         raise typer.Exit(code)
     for result in results:
-        for problem in result.problems:
+        for problem in [*result.warnings, *result.problems]:
             typer.echo(problem.line(), err=True)
         for finding in result.findings:
             if verbose or not finding.passed:
