@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sovstack.components.builders.gpu_cluster_args import (
     Backend,
+    ClusterArgsError,
     GpuClusterArgs,
     GpuOperatorOptions,
     GpuPoolArgs,
@@ -174,6 +175,19 @@ _OVH_PRIVATE_ROUTING = {"default_vrack_gateway": "", "private_network_routing_as
 OVH = "ovh:CloudProject/{}"
 
 
+def public_gateway_zone(args: GpuClusterArgs, catalog: Catalog | None = None) -> str:
+    """The zone of the cluster's Public Gateway: the first system-pool zone offering one, else the
+    region's first (regions.yaml `publicGateway`; fr-par-3 has none). The Private Network is regional,
+    so a gateway in any zone serves every pool."""
+    assert args.system_pool is not None
+    region = (catalog or load_catalog()).region("scaleway", args.region)
+    offered = region.public_gateway_zones
+    chosen = next((z for z in args.system_pool.zones if z in offered), None) or next(iter(offered), None)
+    if chosen is None:
+        raise ClusterArgsError(f"region: scaleway region {args.region!r} has no zone offering a Public Gateway")
+    return chosen
+
+
 def _scaleway_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]:
     options = args.scaleway or ScalewayOptions()
     assert args.system_pool is not None
@@ -181,7 +195,7 @@ def _scaleway_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]
     common: dict[str, Any] = {"tags": ["sovstack", f"customer={customer}"]}
     if options.project_id:
         common["project_id"] = options.project_id
-    gw_zone = args.system_pool.zones[0]
+    gw_zone = public_gateway_zone(args)
     gw_type = load_cluster_facts().scaleway.public_gateway_type
     out = _Resources(region)
     out.add(

@@ -140,7 +140,11 @@ class ScalewayOptions(_Args):
             description="Control plane offer; default `kapsule` (shared). Audit logs need a dedicated type.",
         )
     )
-    cni: Literal["cilium", "calico", "kilo"] = Field(default="cilium", description="CNI; default `cilium`.")
+    # Kapsule supports cilium and calico only; kilo is Kosmos's CNI (Scaleway's version support policy,
+    # "Supported Container Network Interfaces": https://www.scaleway.com/en/docs/kubernetes/reference-content/version-support-policy/).
+    cni: Literal["cilium", "calico"] = Field(
+        default="cilium", description="CNI, `cilium` or `calico` (Kapsule's only two; kilo is Kosmos's); default `cilium`."
+    )
     private_network_cidr: str = Field(
         default="172.16.0.0/22",
         description="IPv4 subnet of the cluster's Private Network; default 172.16.0.0/22.",
@@ -368,6 +372,8 @@ def validate_cluster_args(args: GpuClusterArgs, catalog: Catalog | None = None) 
     _check_gpu_pools(args, region, catalog)
     if args.backend == "scaleway":
         options = args.scaleway or ScalewayOptions()
+        if not region.public_gateway_zones:
+            _fail("region", f"scaleway region {region.code!r} has no zone offering a Public Gateway (regions.yaml)")
         _check_network("scaleway.private_network_cidr", options.private_network_cidr)
         _check_api_cidrs("scaleway.api_server_allowed_cidrs", options.api_server_allowed_cidrs)
     elif args.backend == "ovh":
