@@ -121,7 +121,9 @@ def check(backend: str, version: str, on: dt.date | None = None) -> VersionVerdi
     ]
     if key != UPSTREAM:
         if on < dates.available:
-            return VersionVerdict(True, f"{backend} offers Kubernetes {minor} only from {dates.available} {cite}")
+            return VersionVerdict(
+                True, f"{backend} offers Kubernetes {minor} only from {dates.available} {cite}"
+            )
         for day, _, past in ends:
             if on >= day:
                 return VersionVerdict(

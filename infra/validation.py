@@ -71,6 +71,8 @@ def validate_stack(ref: str) -> ValidationResult:
         problems = composition_problems(spec)
         if problems:
             return ValidationResult(
-                file, problems=[Problem(file, format_loc(loc), msg) for loc, msg in problems], warnings=warnings
+                file,
+                problems=[Problem(file, format_loc(loc), msg) for loc, msg in problems],
+                warnings=warnings,
             )
     return ValidationResult(file, findings=findings, policy_label=spec.residency.label, warnings=warnings)
