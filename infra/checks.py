@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from sovstack.components.capacity import get_gpu
 from sovstack.components.catalog import CatalogError, Region, load_catalog, provider_for_backend
+from sovstack.components.kubernetes_versions import VersionFactsError
 from sovstack.components.kubernetes_versions import check as check_kubernetes_version
 from sovstack.components.residency import PolicyError, load_profiles
 from sovstack.infra.lookups import audit_backend, model_info, plan_model, policy_of
@@ -52,7 +53,10 @@ def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
 
 def version_problems(spec: CustomerSpec) -> list[SpecProblem]:
     """A Kubernetes version the provider no longer creates (or never offered) is refused: exit 2."""
-    verdict = check_kubernetes_version(spec.cluster.provider, spec.cluster.kubernetes_version)
+    try:
+        verdict = check_kubernetes_version(spec.cluster.provider, spec.cluster.kubernetes_version)
+    except VersionFactsError as err:  # SOVSTACK_TODAY is not a date: bad input, not a bug
+        return [(("cluster", "kubernetesVersion"), str(err))]
     if verdict is not None and verdict.refused:
         return [(("cluster", "kubernetesVersion"), verdict.message)]
     return []
@@ -60,7 +64,10 @@ def version_problems(spec: CustomerSpec) -> list[SpecProblem]:
 
 def fact_warnings(spec: CustomerSpec) -> list[SpecProblem]:
     """Facts about to expire (a version's end of support within 90 days): printed, never refused."""
-    verdict = check_kubernetes_version(spec.cluster.provider, spec.cluster.kubernetes_version)
+    try:
+        verdict = check_kubernetes_version(spec.cluster.provider, spec.cluster.kubernetes_version)
+    except VersionFactsError:
+        return []  # version_problems reports it
     if verdict is not None and not verdict.refused:
         return [(("cluster", "kubernetesVersion"), verdict.message)]
     return []

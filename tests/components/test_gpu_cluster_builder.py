@@ -73,7 +73,7 @@ def talos(machines: list[dict[str, Any]] | None = None, **over: Any) -> GpuClust
         ],
         "talos": {
             "cluster_endpoint": "https://10.0.0.10:6443",
-            "talos_version": "v1.11.5",
+            "talos_version": "v1.14.0",
             "audit_policy": AUDIT_POLICY,
             "machines": machines
             if machines is not None
@@ -430,7 +430,7 @@ def test_talos_patches_load_nvidia_modules_taint_gpu_workers_and_set_audit_polic
     args = talos()
     resources = {r["name"]: r for r in describe_cluster(args).resources}
     gpu_patch = json.loads(resources["acme-gpu-apply-gpu1"]["inputs"]["config_patches"][0])["machine"]
-    assert gpu_patch["install"]["image"] == "factory.talos.dev/installer/<schematic-id>:v1.11.5"
+    assert gpu_patch["install"]["image"] == "factory.talos.dev/installer/<schematic-id>:v1.14.0"
     assert gpu_patch["kernel"]["modules"] == [
         {"name": "nvidia"},
         {"name": "nvidia_uvm"},
@@ -440,7 +440,7 @@ def test_talos_patches_load_nvidia_modules_taint_gpu_workers_and_set_audit_polic
     assert gpu_patch["nodeTaints"] == {"nvidia.com/gpu": "present:NoSchedule"}
     assert gpu_patch["nodeLabels"]["sovstack.io/pool"] == "l40s"
     cp_patch = json.loads(resources["acme-gpu-apply-cp1"]["inputs"]["config_patches"][0])["machine"]
-    assert cp_patch["install"]["image"] == "ghcr.io/siderolabs/installer:v1.11.5"
+    assert cp_patch["install"]["image"] == "ghcr.io/siderolabs/installer:v1.14.0"
     assert "nodeTaints" not in cp_patch and "kernel" not in cp_patch
     assert talos_controlplane_patch(args) == {
         "cluster": {
@@ -465,7 +465,7 @@ def test_talos_patches_load_nvidia_modules_taint_gpu_workers_and_set_audit_polic
 
 def test_talos_with_a_pinned_installer_needs_no_schematic() -> None:
     args = talos()
-    pinned = f"harbor.fr-par-dc1.sovstack.internal/talos/installer:v1.11.5@{DIGEST}"
+    pinned = f"harbor.fr-par-dc1.sovstack.internal/talos/installer:v1.14.0@{DIGEST}"
     args = with_installer(args, pinned)
     resources = {r["name"]: r for r in describe_cluster(args).resources}
     assert "acme-gpu-schematic" not in resources

@@ -424,7 +424,7 @@ def test_an_unquoted_kubernetes_version_is_refused_with_the_fix(tmp_path: Path) 
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
     stack = tmp_path / "Pulumi.gov-fr.yaml"
-    stack.write_text(source.replace('kubernetesVersion: "1.31"', "kubernetesVersion: 1.30"))
+    stack.write_text(source.replace('kubernetesVersion: "1.36"', "kubernetesVersion: 1.30"))
     with pytest.raises(SpecError) as refused:
         load_stack(stack)
     assert [p.line() for p in refused.value.problems] == [
