@@ -25,14 +25,17 @@ Loc = tuple[int | str, ...]
 SpecProblem = tuple[Loc, str]
 
 
-def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
+def semantic_problems(spec: CustomerSpec, *, creating: bool = True) -> list[SpecProblem]:
     """Everything wrong with the spec but residency and the components' own refusals.
 
     Callers apply the residency rules next (their findings carry the spec path), then
-    `composition_problems` only for a stack inside its policy.
+    `composition_problems` only for a stack inside its policy. `creating` False (refresh, destroy)
+    leaves out what only stops new clusters: a Kubernetes version the provider no longer creates must
+    not keep an operator from reading back or tearing down the cluster running it.
     """
     problems = list(_cluster_problems(spec))
-    problems += version_problems(spec)
+    if creating:
+        problems += version_problems(spec)
     problems += _model_problems(spec)
     problems += _audit_problems(spec)
     problems += _duplicates(("network", "egress"), [e.name for e in spec.network.egress])

@@ -314,7 +314,8 @@ def _deploy(stack: str, operation: str, **options: Any) -> None:
     from sovstack.infra.pipeline import load_stack
 
     try:
-        loaded = load_stack(stack)
+        # refresh and destroy read back or remove what exists: an expired Kubernetes version must not block them.
+        loaded = load_stack(stack, creating=operation in ("preview", "up"))
     except SpecError as err:
         _fail_spec(err, False)
     broken = [f for f in loaded.findings or () if not f.passed]

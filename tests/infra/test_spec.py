@@ -568,3 +568,18 @@ def test_a_models_autoscaling_becomes_a_scaled_object_and_leaves_replicas_to_it(
         composition.gpu_ceiling()
         == 3 * composition.serving[0].tensor_parallel_size + composition.serving[1].tensor_parallel_size
     )
+
+
+def test_an_expired_version_stops_new_clusters_but_not_refresh_or_destroy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past Kapsule's 1.36 cut-off, `up` is refused; reading back or tearing down the running cluster is not."""
+    from sovstack.infra.stackfile import SpecError
+
+    monkeypatch.setenv("SOVSTACK_TODAY", "2027-07-07")
+    stack = tmp_path / "Pulumi.industrial-eu.yaml"
+    stack.write_text((STACKS_DIR / "Pulumi.industrial-eu.yaml").read_text())
+    with pytest.raises(SpecError) as refused:
+        load_stack(stack)
+    assert [p.path for p in refused.value.problems] == ["sovstack:customer.cluster.kubernetesVersion"]
+    assert load_stack(stack, creating=False).composition is not None
