@@ -53,6 +53,11 @@ class Zone(_Fact):
     code: str
     gpus: tuple[str, ...] = ()
     source: str = Field(min_length=3)
+    public_gateway: bool = Field(
+        default=False,
+        alias="publicGateway",
+        description="Scaleway: the zone offers Public Gateways (nodes without public IPs egress through one).",
+    )
 
 
 class Endpoint(_Fact):
@@ -94,6 +99,11 @@ class Region(_Fact):
 
     def zone(self, code: str) -> Zone | None:
         return next((z for z in self.zones if z.code == code), None)
+
+    @property
+    def public_gateway_zones(self) -> tuple[str, ...]:
+        """Zones offering a Public Gateway, in catalog order."""
+        return tuple(z.code for z in self.zones if z.public_gateway)
 
     @property
     def gpus(self) -> tuple[str, ...]:

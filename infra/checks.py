@@ -15,6 +15,8 @@ from pydantic import ValidationError
 
 from sovstack.components.capacity import get_gpu
 from sovstack.components.catalog import CatalogError, Region, load_catalog, provider_for_backend
+from sovstack.components.kubernetes_versions import VersionFactsError
+from sovstack.components.kubernetes_versions import check as check_kubernetes_version
 from sovstack.components.residency import PolicyError, load_profiles
 from sovstack.infra.lookups import audit_backend, model_info, plan_model, policy_of
 from sovstack.infra.spec import CustomerSpec
@@ -23,13 +25,17 @@ Loc = tuple[int | str, ...]
 SpecProblem = tuple[Loc, str]
 
 
-def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
+def semantic_problems(spec: CustomerSpec, *, creating: bool = True) -> list[SpecProblem]:
     """Everything wrong with the spec but residency and the components' own refusals.
 
     Callers apply the residency rules next (their findings carry the spec path), then
-    `composition_problems` only for a stack inside its policy.
+    `composition_problems` only for a stack inside its policy. `creating` False (refresh, destroy)
+    leaves out what only stops new clusters: a Kubernetes version the provider no longer creates must
+    not keep an operator from reading back or tearing down the cluster running it.
     """
     problems = list(_cluster_problems(spec))
+    if creating:
+        problems += version_problems(spec)
     problems += _model_problems(spec)
     problems += _audit_problems(spec)
     problems += _duplicates(("network", "egress"), [e.name for e in spec.network.egress])
@@ -46,6 +52,28 @@ def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
     if not problems:
         problems += capacity_problems(spec)
     return problems
+
+
+def version_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    """A Kubernetes version the provider no longer creates (or never offered) is refused: exit 2."""
+    try:
+        verdict = check_kubernetes_version(spec.cluster.provider, spec.cluster.kubernetes_version)
+    except VersionFactsError as err:  # SOVSTACK_TODAY is not a date: bad input, not a bug
+        return [(("cluster", "kubernetesVersion"), str(err))]
+    if verdict is not None and verdict.refused:
+        return [(("cluster", "kubernetesVersion"), verdict.message)]
+    return []
+
+
+def fact_warnings(spec: CustomerSpec) -> list[SpecProblem]:
+    """Facts about to expire (a version's end of support within 90 days): printed, never refused."""
+    try:
+        verdict = check_kubernetes_version(spec.cluster.provider, spec.cluster.kubernetes_version)
+    except VersionFactsError:
+        return []  # version_problems reports it
+    if verdict is not None and not verdict.refused:
+        return [(("cluster", "kubernetesVersion"), verdict.message)]
+    return []
 
 
 def _policy_problems(spec: CustomerSpec) -> list[SpecProblem]:

@@ -81,7 +81,7 @@ def validate(
         _emit_json(payload[0] if len(payload) == 1 else payload)
         raise typer.Exit(code)
     for result in results:
-        for problem in result.problems:
+        for problem in [*result.warnings, *result.problems]:
             typer.echo(problem.line(), err=True)
         for finding in result.findings:
             if verbose or not finding.passed:
@@ -376,7 +376,8 @@ def _deploy(stack: str, operation: str, **options: Any) -> None:
     from sovstack.infra.pipeline import load_stack
 
     try:
-        loaded = load_stack(stack)
+        # refresh and destroy read back or remove what exists: an expired Kubernetes version must not block them.
+        loaded = load_stack(stack, creating=operation in ("preview", "up"))
     except SpecError as err:
         _fail_spec(err, False)
     broken = [f for f in loaded.findings or () if not f.passed]

@@ -140,6 +140,7 @@ def platform_args(spec: CustomerSpec) -> PlatformArgs:
         residency_profile=spec.residency.label,
         backend=spec.cluster.provider,
         gpu_operator=GpuOperatorOptions(**spec.cluster.gpu_operator.model_dump()),
+        talos_version=spec.cluster.talos.talos_version if spec.cluster.talos is not None else None,
         secret_store=store,
         keda=any(m.autoscaling for m in spec.models),
         gateways=[gateways[k] for k in sorted(gateways)],

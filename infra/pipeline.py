@@ -43,17 +43,18 @@ class LoadedStack:
         return self.composition or Composition(self.spec)
 
 
-def load_stack(ref: str | Path) -> LoadedStack:
+def load_stack(ref: str | Path, *, creating: bool = True) -> LoadedStack:
     """Read, parse and check a stack's spec (catalog, capacity, component args).
 
     Residency is evaluated separately by the caller (exit 1, not 2). Component args are only built
     for a stack inside its policy, so a value both rules refuse (a short retention) reports as the
-    residency finding it is.
+    residency finding it is. `creating` False (refresh, destroy) skips the checks that only stop new
+    clusters (checks.semantic_problems).
     """
     path = resolve(ref) if isinstance(ref, str) else ref
     config = read_config(path)
     spec = parse_spec(config, str(path))
-    problems = semantic_problems(spec)
+    problems = semantic_problems(spec, creating=creating)
     findings: tuple[Finding, ...] | None = None
     composition: Composition | None = None
     if not problems:

@@ -102,7 +102,11 @@ class ScalewayOptions(SpecModel):
     type: str = Field(
         default="kapsule", description="Kapsule control plane type: kapsule or kapsule-dedicated-*."
     )
-    cni: str = Field(default="cilium", description="CNI plugin of the Kapsule cluster.")
+    cni: Literal["cilium", "calico"] = Field(
+        default="cilium",
+        description="CNI plugin of the Kapsule cluster: cilium or calico, the two Kapsule supports (kilo is "
+        "Kosmos's only).",
+    )
     private_network_cidr: str = Field(
         default="172.16.0.0/22", description="IPv4 subnet of the private network."
     )
@@ -135,7 +139,10 @@ class MachineSpec(SpecModel):
 
 class TalosOptions(SpecModel):
     cluster_endpoint: str = Field(description="https://VIP:6443, the control plane's private endpoint.")
-    talos_version: str = Field(default="v1.11.5", description="Talos Linux version of the machine configs.")
+    talos_version: str = Field(
+        default="v1.14.0",
+        description="Talos Linux version of the machine configs; picks the GPU path (charts.yaml talosGpuPaths).",
+    )
     installer_image: str | None = Field(
         default=None,
         description="Talos installer with the NVIDIA extensions, from your mirror, pinned by digest. If "
@@ -178,10 +185,11 @@ class ClusterSpec(SpecModel):
     region: str | None = Field(default=None, description="Provider region (scaleway, ovh): fr-par, GRA11...")
     site: str | None = Field(default=None, description="Operator site (talos, existing) from sites.yaml.")
     kubernetes_version: str = Field(
-        default="1.31",
+        default="1.36",
         description="Kubernetes version, 1.30 to 1.37 (the manifests use the preStop sleep action, on by "
         "default since 1.30, and are schema-checked per version): a minor (`1.31`) for managed clusters, a "
-        "patch release (`1.32.4`) for Talos, whose control-plane images it names.",
+        "patch release (`1.36.4`) for Talos, whose control-plane images it names. The provider must still "
+        "create it today (components/data/kubernetes.yaml; validate warns 90 days before its end).",
     )
     protect: bool = Field(
         default=True, description="Protect cluster and pools from deletion; false for tests."

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sovstack.components.residency import Finding, PolicyError
-from sovstack.infra.checks import semantic_problems
+from sovstack.infra.checks import fact_warnings, semantic_problems
 from sovstack.infra.compose import composition_problems
 from sovstack.infra.residency_check import evaluate
 from sovstack.infra.stackfile import Problem, SpecError, format_loc, parse_spec, read_config, resolve
@@ -20,6 +20,8 @@ class ValidationResult:
     problems: list[Problem] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     policy_label: str = ""
+    #: Facts about to expire (docs/residency.md "Facts that expire"): printed, never change the exit code.
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -36,6 +38,7 @@ class ValidationResult:
             "exitCode": self.exit_code,
             "policy": self.policy_label,
             "problems": [p.to_dict() for p in self.problems],
+            "warnings": [w.to_dict() for w in self.warnings],
             "findings": [{"file": self.file, **f.model_dump()} for f in self.findings],
         }
 
@@ -53,9 +56,12 @@ def validate_stack(ref: str) -> ValidationResult:
         spec = parse_spec(read_config(path), file)
     except SpecError as err:
         return ValidationResult(file, problems=err.problems)
+    warnings = [Problem(file, format_loc(loc), f"warning: {msg}") for loc, msg in fact_warnings(spec)]
     problems = semantic_problems(spec)
     if problems:
-        return ValidationResult(file, problems=[Problem(file, format_loc(loc), msg) for loc, msg in problems])
+        return ValidationResult(
+            file, problems=[Problem(file, format_loc(loc), msg) for loc, msg in problems], warnings=warnings
+        )
     try:
         findings = evaluate(spec)
     except PolicyError as err:
@@ -65,6 +71,8 @@ def validate_stack(ref: str) -> ValidationResult:
         problems = composition_problems(spec)
         if problems:
             return ValidationResult(
-                file, problems=[Problem(file, format_loc(loc), msg) for loc, msg in problems]
+                file,
+                problems=[Problem(file, format_loc(loc), msg) for loc, msg in problems],
+                warnings=warnings,
             )
-    return ValidationResult(file, findings=findings, policy_label=spec.residency.label)
+    return ValidationResult(file, findings=findings, policy_label=spec.residency.label, warnings=warnings)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sovstack.components.builders.gpu_cluster_args import (
     Backend,
+    ClusterArgsError,
     GpuClusterArgs,
     GpuOperatorOptions,
     GpuPoolArgs,
@@ -21,6 +22,8 @@ from sovstack.components.builders.gpu_cluster_args import (
     ScalewayOptions,
     TalosMachine,
     load_cluster_facts,
+    talos_gpu_path,
+    talos_gpu_path_problem,
     validate_cluster_args,
 )
 from sovstack.components.capacity import get_gpu
@@ -81,13 +84,23 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def operator_chart_for(backend: Backend, options: GpuOperatorOptions) -> dict[str, Any] | None:
+def operator_chart_for(
+    backend: Backend, options: GpuOperatorOptions, talos_version: str | None = None
+) -> dict[str, Any] | None:
     """The GPU Operator chart to install for `backend` (name, repository, version, namespace, values), or
-    None where the backend brings its own or the options turn it off. The platform layer installs it."""
+    None where the backend brings its own or the options turn it off. The platform layer installs it.
+    On Talos the values follow the Talos release (charts.yaml talosGpuPaths); one without a documented
+    path sovstack installs raises ClusterArgsError."""
     if not operator_enabled_for(backend, options):
         return None
     facts = load_cluster_facts().gpu_operator
     values = facts.backends[backend].values
+    if backend == "talos":
+        problem = talos_gpu_path_problem(talos_version or "")
+        path = talos_gpu_path(talos_version or "")
+        if problem is not None or path is None:
+            raise ClusterArgsError(f"talos.talos_version: {problem}")
+        values = _merge(values, path.values)
     if options.image_repository:
         values = _merge(values, mirrored_image_values(options.image_repository))
     return {
@@ -174,6 +187,21 @@ _OVH_PRIVATE_ROUTING = {"default_vrack_gateway": "", "private_network_routing_as
 OVH = "ovh:CloudProject/{}"
 
 
+def public_gateway_zone(args: GpuClusterArgs, catalog: Catalog | None = None) -> str:
+    """The zone of the cluster's Public Gateway: the first system-pool zone offering one, else the
+    region's first (regions.yaml `publicGateway`; fr-par-3 has none). The Private Network is regional,
+    so a gateway in any zone serves every pool."""
+    assert args.system_pool is not None
+    region = (catalog or load_catalog()).region("scaleway", args.region)
+    offered = region.public_gateway_zones
+    chosen = next((z for z in args.system_pool.zones if z in offered), None) or next(iter(offered), None)
+    if chosen is None:
+        raise ClusterArgsError(
+            f"region: scaleway region {args.region!r} has no zone offering a Public Gateway"
+        )
+    return chosen
+
+
 def _scaleway_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]:
     options = args.scaleway or ScalewayOptions()
     assert args.system_pool is not None
@@ -181,7 +209,7 @@ def _scaleway_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]
     common: dict[str, Any] = {"tags": ["sovstack", f"customer={customer}"]}
     if options.project_id:
         common["project_id"] = options.project_id
-    gw_zone = args.system_pool.zones[0]
+    gw_zone = public_gateway_zone(args)
     gw_type = load_cluster_facts().scaleway.public_gateway_type
     out = _Resources(region)
     out.add(
@@ -392,6 +420,9 @@ def describe_cluster(
 def _notes(args: GpuClusterArgs) -> list[str]:
     facts = load_cluster_facts().gpu_operator.backends[args.backend]
     notes = [f"GPU Operator: {facts.reason.strip()}"]
+    path = talos_gpu_path(args.talos.talos_version) if args.talos is not None else None
+    if path is not None:
+        notes.append(f"Talos {path.label} GPU path ({path.path}): {path.reason.strip()}")
     if args.backend == "scaleway":
         notes.append(
             "The API endpoint stays public; the ACL admits only the declared networks and the gateway IP."

@@ -70,6 +70,25 @@ class TalosFacts(_Fact):
     node_labels_source: str = Field(alias="nodeLabelsSource", min_length=3)
 
 
+class TalosGpuPath(_Fact):
+    """How GPUs reach pods on a range of Talos releases (charts.yaml talosGpuPaths)."""
+
+    from_minor: str = Field(alias="from", pattern=r"^1\.\d+$")
+    through: str = Field(pattern=r"^1\.\d+$")
+    path: Literal["device-plugin", "gpu-operator"]
+    supported: bool = Field(description="sovstack installs this path (False: refused, with the reason).")
+    values: dict[str, Any] = Field(description="GPU Operator values for this path.")
+    reason: str = Field(min_length=3)
+    source: str = Field(min_length=3)
+
+    def covers(self, minor: int) -> bool:
+        return int(self.from_minor.split(".")[1]) <= minor <= int(self.through.split(".")[1])
+
+    @property
+    def label(self) -> str:
+        return f"v{self.from_minor}" + ("" if self.from_minor == self.through else f" to v{self.through}")
+
+
 class ScalewayFacts(_Fact):
     public_gateway_type: str = Field(alias="publicGatewayType")
     public_gateway_source: str = Field(alias="publicGatewaySource", min_length=3)
@@ -77,6 +96,7 @@ class ScalewayFacts(_Fact):
 
 class ClusterFacts(_Fact):
     gpu_operator: GpuOperatorFacts = Field(alias="gpuOperator")
+    talos_gpu_paths: tuple[TalosGpuPath, ...] = Field(alias="talosGpuPaths", min_length=1)
     talos: TalosFacts
     scaleway: ScalewayFacts
 
@@ -86,6 +106,29 @@ def load_cluster_facts() -> ClusterFacts:
     """charts.yaml, read and validated once."""
     with FACTS_FILE.open(encoding="utf-8") as handle:
         return ClusterFacts.model_validate(load_yaml(handle))
+
+
+def talos_gpu_path(talos_version: str) -> TalosGpuPath | None:
+    """The documented GPU path for `vX.Y.Z`, or None when no range of charts.yaml covers it."""
+    match = re.match(r"^v1\.(\d+)\.\d+$", talos_version)
+    if match is None:
+        return None
+    minor = int(match.group(1))
+    return next((p for p in load_cluster_facts().talos_gpu_paths if p.covers(minor)), None)
+
+
+def talos_gpu_path_problem(talos_version: str) -> str | None:
+    """Why `talos_version` has no GPU path sovstack installs, or None when it has one."""
+    path = talos_gpu_path(talos_version)
+    if path is None:
+        known = ", ".join(f"{p.label} {p.path}" for p in load_cluster_facts().talos_gpu_paths)
+        return (
+            f"no documented GPU path for Talos {talos_version} in charts.yaml talosGpuPaths (known: {known}); "
+            "add its range with its source before using it"
+        )
+    if not path.supported:
+        return f"Talos {path.label}: {path.reason.strip()} (source: {path.source.strip()})"
+    return None
 
 
 # -------------------------------------------------------------------------------------------- args
@@ -140,7 +183,12 @@ class ScalewayOptions(_Args):
             description="Control plane offer; default `kapsule` (shared). Audit logs need a dedicated type.",
         )
     )
-    cni: Literal["cilium", "calico", "kilo"] = Field(default="cilium", description="CNI; default `cilium`.")
+    # Kapsule supports cilium and calico only; kilo is Kosmos's CNI (Scaleway's version support policy,
+    # "Supported Container Network Interfaces": https://www.scaleway.com/en/docs/kubernetes/reference-content/version-support-policy/).
+    cni: Literal["cilium", "calico"] = Field(
+        default="cilium",
+        description="CNI, `cilium` or `calico` (Kapsule's only two; kilo is Kosmos's); default `cilium`.",
+    )
     private_network_cidr: str = Field(
         default="172.16.0.0/22",
         description="IPv4 subnet of the cluster's Private Network; default 172.16.0.0/22.",
@@ -368,6 +416,11 @@ def validate_cluster_args(args: GpuClusterArgs, catalog: Catalog | None = None) 
     _check_gpu_pools(args, region, catalog)
     if args.backend == "scaleway":
         options = args.scaleway or ScalewayOptions()
+        if not region.public_gateway_zones:
+            _fail(
+                "region",
+                f"scaleway region {region.code!r} has no zone offering a Public Gateway (regions.yaml)",
+            )
         _check_network("scaleway.private_network_cidr", options.private_network_cidr)
         _check_api_cidrs("scaleway.api_server_allowed_cidrs", options.api_server_allowed_cidrs)
     elif args.backend == "ovh":
@@ -489,6 +542,14 @@ def _check_talos(args: GpuClusterArgs, site: Region) -> None:
         )
     if not _TALOS_VERSION.match(talos.talos_version):
         _fail("talos.talos_version", f"{talos.talos_version!r} is not a Talos version like 'v1.11.5'")
+    operator_on = (
+        args.gpu_operator.enabled
+        if args.gpu_operator.enabled is not None
+        else load_cluster_facts().gpu_operator.backends["talos"].enabled
+    )
+    problem = talos_gpu_path_problem(talos.talos_version) if operator_on else None
+    if problem is not None:
+        _fail("talos.talos_version", problem)
     if talos.installer_image is not None and not image_is_pinned(talos.installer_image):
         _fail("talos.installer_image", f"{talos.installer_image!r} is not pinned by digest (@sha256:...)")
     audit_dir = load_cluster_facts().talos.audit_log_dir

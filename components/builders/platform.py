@@ -127,6 +127,11 @@ class PlatformArgs(_Args):
         default_factory=GpuOperatorOptions,
         description="NVIDIA GPU Operator options (charts.yaml per backend).",
     )
+    talos_version: str | None = Field(
+        default=None,
+        description="Talos release (`vX.Y.Z`) of a talos backend: picks the GPU Operator values "
+        "(charts.yaml talosGpuPaths). Required there; None for other backends.",
+    )
     secret_store: SecretStoreArgs | None = Field(
         default=None, description="Install External Secrets and this ClusterSecretStore; None: neither."
     )
@@ -343,7 +348,7 @@ def _release(args: PlatformArgs, key: str) -> Release:
 
 
 def _gpu_operator_release(args: PlatformArgs) -> Release | None:
-    chart = operator_chart_for(args.backend, args.gpu_operator)
+    chart = operator_chart_for(args.backend, args.gpu_operator, args.talos_version)
     if chart is None:
         return None
     facts = load_cluster_facts().gpu_operator

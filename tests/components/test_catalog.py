@@ -273,3 +273,11 @@ def test_missing_file_is_a_catalog_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     with pytest.raises(CatalogError, match=rf"^invalid catalog data \({missing}\): .*No such file"):
         load_catalog_from(regions, sites, missing)
+
+
+def test_public_gateways_are_catalogued_per_zone() -> None:
+    """Scaleway's products-availability page: Public Gateway in PAR1, PAR2, AMS1-3, WAW1-3 (not PAR3)."""
+    catalog = load_catalog()
+    assert catalog.region("scaleway", "fr-par").public_gateway_zones == ("fr-par-1", "fr-par-2")
+    assert all(r.public_gateway_zones for r in catalog.regions_of("scaleway"))
+    assert not any(r.public_gateway_zones for r in catalog.regions_of("ovh"))

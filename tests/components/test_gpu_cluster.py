@@ -161,7 +161,7 @@ def test_talos_bootstraps_machines_with_nvidia_patches(mocks: Recorder) -> Corou
         } <= types
         gpu = mocks.named("c-apply-gpu1").inputs
         machine = json.loads(gpu["configPatches"][0])["machine"]
-        assert machine["install"]["image"] == "factory.talos.dev/installer/c-schematic-id:v1.11.5"
+        assert machine["install"]["image"] == "factory.talos.dev/installer/c-schematic-id:v1.14.0"
         assert machine["nodeTaints"] == {"nvidia.com/gpu": "present:NoSchedule"}
         # The machine configuration holds cluster secrets: it reaches the engine as a secret.
         config_input = gpu["machineConfigurationInput"]

@@ -73,7 +73,7 @@ def talos(machines: list[dict[str, Any]] | None = None, **over: Any) -> GpuClust
         ],
         "talos": {
             "cluster_endpoint": "https://10.0.0.10:6443",
-            "talos_version": "v1.11.5",
+            "talos_version": "v1.14.0",
             "audit_policy": AUDIT_POLICY,
             "machines": machines
             if machines is not None
@@ -430,7 +430,7 @@ def test_talos_patches_load_nvidia_modules_taint_gpu_workers_and_set_audit_polic
     args = talos()
     resources = {r["name"]: r for r in describe_cluster(args).resources}
     gpu_patch = json.loads(resources["acme-gpu-apply-gpu1"]["inputs"]["config_patches"][0])["machine"]
-    assert gpu_patch["install"]["image"] == "factory.talos.dev/installer/<schematic-id>:v1.11.5"
+    assert gpu_patch["install"]["image"] == "factory.talos.dev/installer/<schematic-id>:v1.14.0"
     assert gpu_patch["kernel"]["modules"] == [
         {"name": "nvidia"},
         {"name": "nvidia_uvm"},
@@ -440,7 +440,7 @@ def test_talos_patches_load_nvidia_modules_taint_gpu_workers_and_set_audit_polic
     assert gpu_patch["nodeTaints"] == {"nvidia.com/gpu": "present:NoSchedule"}
     assert gpu_patch["nodeLabels"]["sovstack.io/pool"] == "l40s"
     cp_patch = json.loads(resources["acme-gpu-apply-cp1"]["inputs"]["config_patches"][0])["machine"]
-    assert cp_patch["install"]["image"] == "ghcr.io/siderolabs/installer:v1.11.5"
+    assert cp_patch["install"]["image"] == "ghcr.io/siderolabs/installer:v1.14.0"
     assert "nodeTaints" not in cp_patch and "kernel" not in cp_patch
     assert talos_controlplane_patch(args) == {
         "cluster": {
@@ -465,7 +465,7 @@ def test_talos_patches_load_nvidia_modules_taint_gpu_workers_and_set_audit_polic
 
 def test_talos_with_a_pinned_installer_needs_no_schematic() -> None:
     args = talos()
-    pinned = f"harbor.fr-par-dc1.sovstack.internal/talos/installer:v1.11.5@{DIGEST}"
+    pinned = f"harbor.fr-par-dc1.sovstack.internal/talos/installer:v1.14.0@{DIGEST}"
     args = with_installer(args, pinned)
     resources = {r["name"]: r for r in describe_cluster(args).resources}
     assert "acme-gpu-schematic" not in resources
@@ -489,3 +489,79 @@ def test_existing_backend_creates_no_cloud_resource_and_labels_nodes() -> None:
             },
         }
     ]
+
+
+# ------------------------------------------------------------------------------- facts checked at their source
+def _gateway_zones(args: GpuClusterArgs) -> set[str]:
+    return {r["zone"] for r in describe_cluster(args).resources if r["type"].startswith("scaleway:network/")
+            and r.get("zone")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("system_zones", "gateway_zone"),
+    [
+        (["fr-par-3"], "fr-par-1"),  # PAR3 offers no Public Gateway: the region's first zone that does
+        (["fr-par-3", "fr-par-2"], "fr-par-2"),  # a system-pool zone offering one wins
+        (["fr-par-2"], "fr-par-2"),
+    ],
+)
+def test_the_public_gateway_goes_in_a_zone_that_offers_one(
+    system_zones: list[str], gateway_zone: str
+) -> None:
+    args = scaleway(system_pool={"node_type": "PRO2-S", "zones": system_zones})
+    assert _gateway_zones(args) == {gateway_zone}
+
+
+def test_kapsule_refuses_kilo_the_kosmos_cni() -> None:
+    with pytest.raises(pydantic.ValidationError) as refused:
+        scaleway(scaleway={"api_server_allowed_cidrs": ["203.0.113.0/24"], "cni": "kilo"})
+    [error] = refused.value.errors()
+    assert error["loc"] == ("scaleway", "cni") and error["msg"] == "Input should be 'cilium' or 'calico'"
+
+
+@pytest.mark.parametrize("flavor", ["a100-360", "a100-720"])
+def test_ovh_a100_flavors_not_documented_for_managed_kubernetes_are_refused(flavor: str) -> None:
+    pool = {**H100_POOL, "gpu_type": "A100", "gpus_per_node": 2, "node_type": flavor, "zones": ["GRA11"]}
+    with pytest.raises(ClusterArgsError) as refused:
+        describe_cluster(ovh(gpu_pools=[pool]))
+    assert str(refused.value) == (
+        f"gpu_pools[0].node_type: unknown ovh node type {flavor!r}; known: a100-180, h100-1520, h100-380, "
+        "h100-760, l4-180, l4-360, l4-90, l40s-180, l40s-360, l40s-90"
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (
+            "v1.11.5",
+            "talos.talos_version: Talos v1.0 to v1.12: Talos up to v1.12 documents the standalone NVIDIA device "
+            "plugin (the nvidia-device-plugin chart with runtimeClassName nvidia), not the GPU Operator; sovstack "
+            "installs the GPU Operator only. Use Talos v1.13 or later. (source: https://docs.siderolabs.com/talos/"
+            "v1.12/configure-your-talos-cluster/hardware-and-drivers/nvidia-gpu-proprietary)",
+        ),
+        (
+            "v1.16.1",
+            "talos.talos_version: no documented GPU path for Talos v1.16.1 in charts.yaml talosGpuPaths (known: "
+            "v1.0 to v1.12 device-plugin, v1.13 to v1.14 gpu-operator, v1.15 gpu-operator); add its range with "
+            "its source before using it",
+        ),
+    ],
+)
+def test_a_talos_release_without_a_documented_gpu_operator_path_is_refused(
+    version: str, message: str
+) -> None:
+    args = talos()
+    assert args.talos is not None
+    with pytest.raises(ClusterArgsError) as refused:
+        describe_cluster(
+            args.model_copy(update={"talos": args.talos.model_copy(update={"talos_version": version})})
+        )
+    assert str(refused.value) == message
+
+
+def test_the_talos_paths_cover_every_minor_once_in_order() -> None:
+    paths = load_cluster_facts().talos_gpu_paths
+    minors = [m for p in paths for m in range(int(p.from_minor[2:]), int(p.through[2:]) + 1)]
+    assert minors == list(range(16))
+    assert all(p.source.strip().startswith("https://docs.siderolabs.com/talos/v1.1") for p in paths)

@@ -39,6 +39,8 @@ def make(**over: Any) -> PlatformArgs:
         "api_server_cidrs": ["10.50.0.0/24"],
         "serving_namespace": "acme-serving",
     }
+    if over.get("backend") == "talos":
+        base["talos_version"] = "v1.14.0"  # the GPU Operator's values follow the Talos release
     return PlatformArgs(**{**base, **over})
 
 
@@ -91,12 +93,51 @@ def test_the_gpu_operator_per_backend_with_its_pinned_version_and_values() -> No
         "toolkit": {"enabled": False},
         "hostPaths": {"driverInstallDir": "/usr/local"},
     }
+    # Talos v1.15's extension no longer carries the container toolkit: the operator installs it.
+    talos15 = describe_platform(make(backend="talos", talos_version="v1.15.2")).release(GPU_OPERATOR)
+    assert talos15 is not None and talos15.values == {
+        "driver": {"enabled": False},
+        "toolkit": {"enabled": True},
+        "hostPaths": {"driverInstallDir": "/usr/local"},
+    }
     # The chart mirror serves the operator too, unless the spec names the operator's own repository.
     mirrored = describe_platform(make(backend="ovh", chart_repository=CHARTS)).release(GPU_OPERATOR)
     assert mirrored is not None and mirrored.repository == CHARTS
     own = make(backend="ovh", chart_repository=CHARTS, gpu_operator={"repository": "https://nv.example.eu"})
     release = describe_platform(own).release(GPU_OPERATOR)
     assert release is not None and release.repository == "https://nv.example.eu"
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (
+            "v1.11.5",
+            "talos.talos_version: Talos v1.0 to v1.12: Talos up to v1.12 documents the standalone NVIDIA device "
+            "plugin (the nvidia-device-plugin chart with runtimeClassName nvidia), not the GPU Operator; sovstack "
+            "installs the GPU Operator only. Use Talos v1.13 or later. (source: https://docs.siderolabs.com/talos/"
+            "v1.12/configure-your-talos-cluster/hardware-and-drivers/nvidia-gpu-proprietary)",
+        ),
+        (
+            "v1.16.0",
+            "talos.talos_version: no documented GPU path for Talos v1.16.0 in charts.yaml talosGpuPaths (known: "
+            "v1.0 to v1.12 device-plugin, v1.13 to v1.14 gpu-operator, v1.15 gpu-operator); add its range with "
+            "its source before using it",
+        ),
+        (
+            None,
+            "talos.talos_version: no documented GPU path for Talos  in charts.yaml talosGpuPaths (known: "
+            "v1.0 to v1.12 device-plugin, v1.13 to v1.14 gpu-operator, v1.15 gpu-operator); add its range with "
+            "its source before using it",
+        ),
+    ],
+)
+def test_a_talos_release_without_a_gpu_operator_path_is_refused(version: str | None, message: str) -> None:
+    from sovstack.components.builders.gpu_cluster_args import ClusterArgsError
+
+    with pytest.raises(ClusterArgsError) as refused:
+        describe_platform(make(backend="talos", talos_version=version))
+    assert str(refused.value) == message
 
 
 def test_charts_come_from_the_mirror_and_images_from_the_image_mirror_pinned() -> None:

@@ -105,6 +105,76 @@ def test_gpu_type_not_offered_in_the_pools_zone(write_stack: StackWriter) -> Non
     ]
 
 
+# --- facts that expire (components/data/kubernetes.yaml, judged against SOVSTACK_TODAY) ---------------------
+SCW_VERSIONS = (
+    "(source: https://www.scaleway.com/en/docs/kubernetes/reference-content/version-support-policy/, "
+    "retrieved 2026-12-01)"
+)
+
+
+def test_a_kubernetes_version_that_can_no_longer_be_created_is_refused(write_stack: StackWriter) -> None:
+    path = write_stack("industrial-eu", lambda c: c["cluster"].update(kubernetesVersion="1.31"))
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.cluster.kubernetesVersion: scaleway Kubernetes 1.31 can no longer be "
+        f"created: it was removed from cluster creation on 2025-12-02 {SCW_VERSIONS}"
+    ]
+
+
+def test_a_version_near_its_end_warns_and_still_validates(
+    write_stack: StackWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOVSTACK_TODAY", "2027-05-01")
+    path = write_stack("industrial-eu")
+    warning = (
+        f"{path}: sovstack:customer.cluster.kubernetesVersion: warning: scaleway Kubernetes 1.36 is removed "
+        f"from cluster creation on 2027-07-07, in 67 days: plan the upgrade {SCW_VERSIONS}"
+    )
+    result = validate(path)
+    assert result.exit_code == 0
+    assert lines(result.stderr) == [warning]
+    assert result.stdout.startswith(f"{path}: valid (")
+    payload = json.loads(validate(path, "--json").stdout)
+    assert payload["exitCode"] == 0 and payload["problems"] == []
+    assert [f"{w['file']}: {w['path']}: {w['message']}" for w in payload["warnings"]] == [warning]
+
+
+def test_the_same_stack_is_refused_once_the_day_has_passed(
+    write_stack: StackWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOVSTACK_TODAY", "2027-07-07")
+    path = write_stack("industrial-eu")
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.cluster.kubernetesVersion: scaleway Kubernetes 1.36 can no longer be "
+        f"created: it was removed from cluster creation on 2027-07-07 {SCW_VERSIONS}"
+    ]
+
+
+def test_a_today_that_is_not_a_date_is_bad_input(
+    write_stack: StackWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOVSTACK_TODAY", "tomorrow")
+    path = write_stack("industrial-eu")
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.cluster.kubernetesVersion: SOVSTACK_TODAY='tomorrow' is not a date like "
+        "2026-12-01"
+    ]
+
+
+def test_kapsule_refuses_the_kosmos_cni(write_stack: StackWriter) -> None:
+    path = write_stack("industrial-eu", lambda c: c["cluster"]["scaleway"].update(cni="kilo"))
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.cluster.scaleway.cni: Input should be 'cilium' or 'calico'"
+    ]
+
+
 def move_gov_fr_to_de1(customer: Customer) -> None:
     cluster = customer["cluster"]
     cluster["region"] = "DE1"
@@ -294,6 +364,7 @@ def test_json_carries_the_same_problems(write_stack: StackWriter) -> None:
                 "message": "unknown key (not part of the spec; see `sovstack schema`)",
             }
         ],
+        "warnings": [],
         "findings": [],
     }
     assert [f"{p['file']}: {p['path']}: {p['message']}" for p in payload["problems"]] == lines(text.stderr)

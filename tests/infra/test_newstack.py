@@ -147,14 +147,14 @@ def test_set_values_override_model_and_pool(stacks: Path) -> None:
         "--set",
         "gpusPerNode=1",
         "--set",
-        "kubernetesVersion=1.32",
+        "kubernetesVersion=1.35",
     )
 
     assert result.exit_code == 0, result.stderr
     spec = customer(stacks / "Pulumi.acme.yaml")
     pool = spec["cluster"]["gpuPools"][0]
     assert (pool["nodeType"], pool["gpusPerNode"], pool["maxNodes"]) == ("H100-1-80G", 1, 3)
-    assert spec["cluster"]["kubernetesVersion"] == "1.32"
+    assert spec["cluster"]["kubernetesVersion"] == "1.35"
     assert (spec["models"][0]["name"], spec["models"][0]["model"]) == (
         "ministral-8b",
         "ministral-8b-instruct-2410",
@@ -300,10 +300,23 @@ def test_bad_set_values(stacks: Path, values: list[str], message: str) -> None:
 
 
 def test_set_strings_keep_the_text_as_typed(stacks: Path) -> None:
-    create_stack("acme", "eu", values=["displayName=2026-01-01", "kubernetesVersion=1.32", "stateBucket=on"])
+    create_stack("acme", "eu", values=["displayName=2026-01-01", "kubernetesVersion=1.35", "stateBucket=on"])
     spec = customer(stacks / "Pulumi.acme.yaml")
-    assert (spec["displayName"], spec["cluster"]["kubernetesVersion"]) == ("2026-01-01", "1.32")
+    assert (spec["displayName"], spec["cluster"]["kubernetesVersion"]) == ("2026-01-01", "1.35")
     assert spec["state"]["backendUrl"].startswith("s3://on?endpoint=s3.fr-par.scw.cloud&")
+
+
+def test_a_version_the_provider_no_longer_creates_is_not_written(stacks: Path) -> None:
+    with pytest.raises(NewStackError) as caught:
+        create_stack("acme", "eu", values=["kubernetesVersion=1.31"])
+    target = stacks / "Pulumi.acme.yaml"
+    assert caught.value.lines == [
+        f"{target}: sovstack:customer.cluster.kubernetesVersion: scaleway Kubernetes 1.31 can no longer be "
+        "created: it was removed from cluster creation on 2025-12-02 (source: https://www.scaleway.com/en/docs/"
+        "kubernetes/reference-content/version-support-policy/, retrieved 2026-12-01)",
+        f"{target}: not written: 1 problem(s)",
+    ]
+    assert files(stacks) == []
 
 
 def test_provider_option_and_set_must_agree(stacks: Path) -> None:

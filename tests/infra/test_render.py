@@ -348,7 +348,7 @@ def test_manifests_are_valid_across_the_supported_kubernetes_range(version: str)
 
 def test_kubernetes_older_than_the_supported_range_is_refused(tmp_path: Path) -> None:
     stack = tmp_path / "Pulumi.gov-fr.yaml"
-    stack.write_text((REPO / "stacks" / "Pulumi.gov-fr.yaml").read_text().replace('"1.31"', '"1.29"'))
+    stack.write_text((REPO / "stacks" / "Pulumi.gov-fr.yaml").read_text().replace('"1.36"', '"1.29"'))
     result = runner.invoke(app, ["validate", str(stack)])
     assert result.exit_code == 2
     assert (

@@ -163,7 +163,9 @@ def test_invalid_item_is_not_also_reported_as_too_short() -> None:
 
 
 def test_kubernetes_version_range() -> None:
-    assert problems_of("gov-fr", lambda c: c["cluster"].update(kubernetesVersion="1.37")) == []
+    # The spec takes 1.30 to 1.37; whether a provider still creates the version is kubernetes.yaml's
+    # business (an existing cluster follows the upstream dates, which know 1.37).
+    assert problems_of("airgap-onprem", lambda c: c["cluster"].update(kubernetesVersion="1.37")) == []
     [problem] = problems_of("gov-fr", lambda c: c["cluster"].update(kubernetesVersion="1.27"))
     assert problem == (
         "sovstack:customer.cluster.kubernetesVersion: '1.27' is not supported: sovstack supports Kubernetes "
@@ -424,7 +426,7 @@ def test_an_unquoted_kubernetes_version_is_refused_with_the_fix(tmp_path: Path) 
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
     stack = tmp_path / "Pulumi.gov-fr.yaml"
-    stack.write_text(source.replace('kubernetesVersion: "1.31"', "kubernetesVersion: 1.30"))
+    stack.write_text(source.replace('kubernetesVersion: "1.36"', "kubernetesVersion: 1.30"))
     with pytest.raises(SpecError) as refused:
         load_stack(stack)
     assert [p.line() for p in refused.value.problems] == [
@@ -566,3 +568,18 @@ def test_a_models_autoscaling_becomes_a_scaled_object_and_leaves_replicas_to_it(
         composition.gpu_ceiling()
         == 3 * composition.serving[0].tensor_parallel_size + composition.serving[1].tensor_parallel_size
     )
+
+
+def test_an_expired_version_stops_new_clusters_but_not_refresh_or_destroy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past Kapsule's 1.36 cut-off, `up` is refused; reading back or tearing down the running cluster is not."""
+    from sovstack.infra.stackfile import SpecError
+
+    monkeypatch.setenv("SOVSTACK_TODAY", "2027-07-07")
+    stack = tmp_path / "Pulumi.industrial-eu.yaml"
+    stack.write_text((STACKS_DIR / "Pulumi.industrial-eu.yaml").read_text())
+    with pytest.raises(SpecError) as refused:
+        load_stack(stack)
+    assert [p.path for p in refused.value.problems] == ["sovstack:customer.cluster.kubernetesVersion"]
+    assert load_stack(stack, creating=False).composition is not None
