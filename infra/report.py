@@ -23,6 +23,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 #: Kinds whose schema kubernetes-validate does not ship: listed as unchecked in every report.
 CUSTOM_KINDS = (
     "Application",
+    "BackendTrafficPolicy",
     "CiliumNetworkPolicy",
     "ClusterSecretStore",
     "ExternalSecret",
@@ -30,6 +31,7 @@ CUSTOM_KINDS = (
     "GatewayClass",
     "HTTPRoute",
     "ScaledObject",
+    "SecurityPolicy",
     "ServiceMonitor",
 )
 
@@ -116,6 +118,7 @@ def build_report(
                 for e in spec.network.egress
             ],
             "endpoints": endpoints,
+            "identityIssuer": spec.identity.issuer_url,
             "stateBackend": spec.state.backend_url,
             "secretsProvider": spec.state.secrets_provider,
         },
