@@ -382,11 +382,12 @@ class Composition:
         store_host = _host(store.store_endpoint) if store else None
         wanted = spec.identity.endpoints
         jwks_host = _host(wanted.jwt.jwks_uri) if wanted and wanted.jwt else None
+        redis_host = wanted.rate_limit.redis_url.rpartition(":")[0] if wanted and wanted.rate_limit else None
         egress = []
         for e in spec.network.egress:
-            if e.host in (store_host, jwks_host):
-                # The External Secrets Operator reads the store, the Gateways' Envoy the issuer's keys
-                # (platform layer); no workload does.
+            if e.host in (store_host, jwks_host, redis_host):
+                # The External Secrets Operator reads the store, the Gateways' Envoy the issuer's keys, the
+                # rate limit service its Redis (platform layer); no workload does.
                 continue
             users: list[str] = []
             if e.host in weight_hosts or e.host != audit_host:
