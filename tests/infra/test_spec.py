@@ -508,13 +508,11 @@ def test_prometheus_may_scrape_only_when_a_model_asks_for_a_service_monitor() ->
 def test_a_routes_gateway_namespace_is_let_in(tmp_path: Path) -> None:
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
-    route = "        route: {hostname: llm.gouv.example, gatewayName: public, gatewayNamespace: edge}\n"
+    # The first model's route moves to a Gateway in a namespace network.gatewayNamespaces does not list.
     stack = tmp_path / "Pulumi.gov-fr.yaml"
     stack.write_text(
         source.replace(
-            "        apiKeySecret: {name: gov-fr-api-key}\n",
-            "        apiKeySecret: {name: gov-fr-api-key}\n" + route,
-            1,
+            "gatewayName: assistant, gatewayNamespace: gateway}", "gatewayName: public, gatewayNamespace: edge}", 1
         )
     )
     objects = load_stack(stack).composition.kubernetes_objects()
@@ -528,7 +526,7 @@ def test_a_routes_gateway_namespace_is_let_in(tmp_path: Path) -> None:
         for p in policy["spec"]["ingress"][0]["from"]
     ]
     assert peers == ["gateway", "edge"]
-    assert [o["kind"] for o in objects].count("HTTPRoute") == 1
+    assert [o["kind"] for o in objects].count("HTTPRoute") == 2
 
 
 def test_the_audit_shippers_need_the_api_servers_address() -> None:
