@@ -19,6 +19,7 @@ import kubernetes_validate
 CUSTOM_KINDS = frozenset(
     {
         "Application",
+        "BackendTrafficPolicy",
         "CiliumNetworkPolicy",
         "ClusterSecretStore",
         "ExternalSecret",
@@ -28,6 +29,7 @@ CUSTOM_KINDS = frozenset(
         "PodMonitor",
         "PrometheusRule",
         "ScaledObject",
+        "SecurityPolicy",
         "ServiceMonitor",
     }
 )
