@@ -213,7 +213,11 @@ def identity_args(spec: CustomerSpec, gateways: list[GatewayArgs]) -> IdentityAr
     """RBAC for the issuer's groups, and the Gateways' authentication, as the spec asks."""
     ns = namespaces_of(spec)
     identity = spec.identity
-    labels = {"customer": spec.name, "region": spec.cluster.location, "residency_profile": spec.residency.label}
+    labels = {
+        "customer": spec.name,
+        "region": spec.cluster.location,
+        "residency_profile": spec.residency.label,
+    }
     rbac = None
     if identity.cluster is not None:
         roles = identity.cluster.roles

@@ -133,7 +133,9 @@ class RbacArgs(_Args):
 
 
 def _labels(customer: str, region: str, residency: str, name: str) -> dict[str, str]:
-    return standard_labels(name=name, component=COMPONENT, customer=customer, region=region, residency=residency)
+    return standard_labels(
+        name=name, component=COMPONENT, customer=customer, region=region, residency=residency
+    )
 
 
 def _subjects(args: RbacArgs, groups: tuple[str, ...]) -> list[dict[str, str]]:
@@ -148,8 +150,17 @@ AUDITOR_RULES: list[dict[str, Any]] = [
     {
         "apiGroups": [""],
         "resources": [
-            "configmaps", "events", "limitranges", "namespaces", "nodes", "persistentvolumeclaims",
-            "persistentvolumes", "pods", "resourcequotas", "serviceaccounts", "services",
+            "configmaps",
+            "events",
+            "limitranges",
+            "namespaces",
+            "nodes",
+            "persistentvolumeclaims",
+            "persistentvolumes",
+            "pods",
+            "resourcequotas",
+            "serviceaccounts",
+            "services",
         ],
     },  # fmt: skip
     {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "replicasets", "statefulsets"]},
@@ -171,7 +182,11 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": [*READ, *WRITE]},
     {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": READ},
-    {"apiGroups": [""], "resources": ["configmaps", "persistentvolumeclaims", "services"], "verbs": [*READ, *WRITE]},
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps", "persistentvolumeclaims", "services"],
+        "verbs": [*READ, *WRITE],
+    },
     {"apiGroups": [""], "resources": ["events", "pods", "pods/log"], "verbs": READ},
     {"apiGroups": ["keda.sh"], "resources": ["scaledobjects"], "verbs": [*READ, *WRITE]},
     {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": [*READ, *WRITE]},
@@ -183,13 +198,22 @@ def _cluster_role(args: RbacArgs, name: str, rules: list[dict[str, Any]]) -> Man
     return {
         "apiVersion": RBAC_API,
         "kind": "ClusterRole",
-        "metadata": {"name": name, "labels": _labels(args.customer, args.region, args.residency_profile, name)},
+        "metadata": {
+            "name": name,
+            "labels": _labels(args.customer, args.region, args.residency_profile, name),
+        },
         "rules": rules,
     }
 
 
 def _binding(
-    args: RbacArgs, kind: str, name: str, role_kind: str, role: str, groups: tuple[str, ...], ns: str | None = None
+    args: RbacArgs,
+    kind: str,
+    name: str,
+    role_kind: str,
+    role: str,
+    groups: tuple[str, ...],
+    ns: str | None = None,
 ) -> Manifest:
     metadata: dict[str, Any] = {"name": name}
     if ns is not None:

@@ -125,7 +125,8 @@ class RedisTarget(_Args):
         default=None, description="Its namespace, when Redis is an in-cluster Service (`<svc>.<ns>.svc...`)."
     )
     cidrs: list[str] = Field(
-        default_factory=list, description="Its addresses, when it runs outside the cluster (a declared egress)."
+        default_factory=list,
+        description="Its addresses, when it runs outside the cluster (a declared egress).",
     )
 
     @model_validator(mode="after")
@@ -655,7 +656,11 @@ def rate_limit_flows(args: PlatformArgs, ns: str, redis: RedisTarget) -> list[Ma
             args,
             "allow-egress-rate-limit-redis",
             ns,
-            {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": to, "ports": _tcp([redis.port])}]},
+            {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": to, "ports": _tcp([redis.port])}],
+            },
         ),
     ]
 

@@ -343,7 +343,9 @@ def test_ovh_registers_kube_oidc_on_the_cluster(mocks: Recorder) -> Coroutine[An
             "oidcGroupsClaims": ["groups"],
             "oidcGroupsPrefix": "oidc:",
         }
-        provider_ref = f"{await cluster.cloud_provider.urn.future()}::{await cluster.cloud_provider.id.future()}"  # type: ignore[union-attr]
+        provider_ref = (
+            f"{await cluster.cloud_provider.urn.future()}::{await cluster.cloud_provider.id.future()}"  # type: ignore[union-attr]
+        )
         assert oidc.provider == provider_ref
 
     return check()
