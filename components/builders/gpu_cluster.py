@@ -184,6 +184,7 @@ def _scaleway_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]
         common["project_id"] = options.project_id
     gw_zone = args.system_pool.zones[0]
     gw_type = load_cluster_facts().scaleway.public_gateway_type
+    oidc: dict[str, Any] = {"open_id_connect_config": scaleway_oidc_config(args.oidc)} if args.oidc else {}
     out = _Resources(region)
     out.add(
         SCW.format("network/vpc:Vpc"), f"{name}-vpc", name=dns_name(customer, "vpc"), region=region, **common
@@ -205,7 +206,7 @@ def _scaleway_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]
         SCW.format("kubernetes/cluster:Cluster"), f"{name}-cluster", protect=protect,
         name=dns_name(customer, "cluster"), region=region, version=args.kubernetes_version, cni=options.cni,
         type=options.cluster_type, delete_additional_resources=False,
-        **({"open_id_connect_config": scaleway_oidc_config(args.oidc)} if args.oidc else {}), **common,
+        **oidc, **common,
     )  # fmt: skip
     rules = [
         {"ip": cidr, "description": "declared API client network"}

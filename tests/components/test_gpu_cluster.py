@@ -398,5 +398,5 @@ def test_existing_cluster_notes_the_flags_to_set_by_hand() -> None:
 
 
 def test_a_plain_http_issuer_is_refused() -> None:
-    with pytest.raises(ValueError, match="'http://sso.example/realms/acme' is not an https:// URL"):
+    with pytest.raises(ValueError, match=r"'http://sso\.example/realms/acme' is not an https:// URL"):
         scaleway(oidc={**OIDC, "issuer_url": "http://sso.example/realms/acme"})

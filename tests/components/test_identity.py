@@ -127,7 +127,7 @@ def test_rbac_objects_are_valid_kubernetes() -> None:
 
 
 def test_a_group_with_spaces_is_refused() -> None:
-    with pytest.raises(ValidationError, match="roles.auditors: 'conformité interne' is not a group name"):
+    with pytest.raises(ValidationError, match=r"roles\.auditors: 'conformité interne' is not a group name"):
         rbac(auditors=["conformité interne"])
 
 
@@ -206,7 +206,7 @@ def test_exactly_one_authentication_method(methods: dict[str, Any]) -> None:
 
 
 def test_jwks_over_plain_http_is_refused() -> None:
-    with pytest.raises(ValidationError, match="'http://sso.example.eu/certs' is not an https:// URL"):
+    with pytest.raises(ValidationError, match=r"'http://sso\.example\.eu/certs' is not an https:// URL"):
         endpoints(jwt={**JWT, "jwks_uri": "http://sso.example.eu/certs"})
 
 

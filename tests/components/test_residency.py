@@ -456,7 +456,10 @@ CASES: list[Case] = [
     (
         "identity-issuer-at-a-declared-site",
         lambda: FR.located(
-            "p", "https://sso.fr-par-dc1.sovstack.internal/realms/gov-fr", "identity issuer", rule="identity.issuer"
+            "p",
+            "https://sso.fr-par-dc1.sovstack.internal/realms/gov-fr",
+            "identity issuer",
+            rule="identity.issuer",
         ),
         "identity.issuer",
         True,

@@ -512,7 +512,9 @@ def test_a_routes_gateway_namespace_is_let_in(tmp_path: Path) -> None:
     stack = tmp_path / "Pulumi.gov-fr.yaml"
     stack.write_text(
         source.replace(
-            "gatewayName: assistant, gatewayNamespace: gateway}", "gatewayName: public, gatewayNamespace: edge}", 1
+            "gatewayName: assistant, gatewayNamespace: gateway}",
+            "gatewayName: public, gatewayNamespace: edge}",
+            1,
         )
     )
     objects = load_stack(stack).composition.kubernetes_objects()
@@ -564,3 +566,80 @@ def test_a_models_autoscaling_becomes_a_scaled_object_and_leaves_replicas_to_it(
         composition.gpu_ceiling()
         == 3 * composition.serving[0].tensor_parallel_size + composition.serving[1].tensor_parallel_size
     )
+
+
+# --- identity -------------------------------------------------------------------------------------------
+
+
+def test_cluster_identity_needs_an_issuer() -> None:
+    problems = problems_of("gov-fr", lambda c: c["identity"].pop("issuerUrl"))
+    assert problems == [
+        "sovstack:customer.identity: issuerUrl: required when cluster or endpoints.jwt is set"
+    ]
+
+
+def test_the_issuers_key_set_must_be_declared_egress() -> None:
+    def drop(customer: dict[str, Any]) -> None:
+        customer["network"]["egress"] = [e for e in customer["network"]["egress"] if e["name"] != "sso-par"]
+
+    assert problems_of("gov-fr", drop) == [
+        "sovstack:customer.identity.endpoints.jwt.jwksUri: sso.fr-par-dc1.sovstack.internal is not declared in "
+        "network.egress"
+    ]
+
+
+def test_the_rate_limit_redis_must_be_declared_egress_unless_in_cluster() -> None:
+    def drop(customer: dict[str, Any]) -> None:
+        customer["network"]["egress"] = [e for e in customer["network"]["egress"] if e["name"] != "redis-par"]
+
+    assert problems_of("gov-fr", drop) == [
+        "sovstack:customer.identity.endpoints.rateLimit.redisUrl: redis.fr-par-dc1.sovstack.internal is not "
+        "declared in network.egress"
+    ]
+
+    def in_cluster(customer: dict[str, Any]) -> None:
+        drop(customer)
+        customer["identity"]["endpoints"]["rateLimit"]["redisUrl"] = "redis.gateway.svc.cluster.local:6379"
+
+    assert problems_of("gov-fr", in_cluster) == []
+
+
+def test_jwt_and_api_keys_together_are_refused() -> None:
+    problems = problems_of(
+        "gov-fr", lambda c: c["identity"]["endpoints"].update(apiKeys={"secret": "gov-fr-clients"})
+    )
+    assert problems == [
+        "sovstack:customer.identity.endpoints: give exactly one of jwt or apiKeys (Envoy Gateway requires every "
+        "configured method to pass)"
+    ]
+
+
+def test_gov_fr_signs_in_through_its_issuer_everywhere() -> None:
+    """The example uses OIDC cluster identity, the three roles, and JWTs with a rate limit at its Gateway."""
+    composition = load_stack(STACKS_DIR / "Pulumi.gov-fr.yaml").composition
+    assert composition.cluster.oidc is not None
+    assert composition.cluster.oidc.issuer_url == "https://sso.fr-par-dc1.sovstack.internal/realms/gov-fr"
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in composition.kubernetes_objects()}
+    assert {
+        ("ClusterRoleBinding", "gov-fr-platform-admins"),
+        ("RoleBinding", "gov-fr-model-operators"),
+        ("ClusterRoleBinding", "gov-fr-auditors"),
+        ("RoleBinding", "gov-fr-audit-bucket-readers"),
+        ("SecurityPolicy", "assistant-identity"),
+        ("BackendTrafficPolicy", "assistant-rate-limit"),
+    } <= kinds
+    # The Gateway's Envoy reaches the issuer's keys; no workload namespace does.
+    assert not [
+        o
+        for o in composition.kubernetes_objects()
+        if o["kind"] == "NetworkPolicy"
+        and o["metadata"]["name"] in ("allow-egress-sso-par", "allow-egress-redis-par")
+    ]
+    values = composition.platform_description.release("envoy-gateway").values  # type: ignore[union-attr]
+    assert values["config"]["envoyGateway"]["rateLimit"] == {
+        "backend": {"type": "Redis", "redis": {"url": "redis.fr-par-dc1.sovstack.internal:6379"}},
+        "failClosed": True,
+    }
+    # The auditors' read-only bucket key is synced from the store like every other Secret.
+    synced = {(s.namespace, s.name) for s in composition.external_secrets.secrets}  # type: ignore[union-attr]
+    assert ("gov-fr-audit", "audit-s3-readonly") in synced
