@@ -1,8 +1,8 @@
 """Pulumi shell of `build_identity`: the OIDC groups' role bindings and the Gateways' authentication.
 
-RBAC objects wait for the namespaces they land in (`needs`); each SecurityPolicy and
-BackendTrafficPolicy waits for the release whose CRD defines its kind (`crds`, from
-`Platform.ready.for_objects`), so none is sent to an API server that does not know it yet.
+The stack orders the component after NetworkIsolation (the namespaces the role bindings land in);
+each SecurityPolicy and BackendTrafficPolicy also waits for the release whose CRD defines its kind
+(`crds`, from `Platform.ready.for_objects`), so none is sent to an API server that does not know it yet.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ class Identity(pulumi.ComponentResource):
         args: IdentityArgs,
         *,
         provider: pulumi_kubernetes.Provider | None,
-        needs: list[pulumi.Resource] | None = None,
         crds: Callable[[list[Manifest]], list[pulumi.Resource]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -38,7 +37,7 @@ class Identity(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, None, opts)
         self.objects = []
         for manifest in manifests:
-            depends = [*(needs or []), *(crds([manifest]) if crds else [])]
+            depends = crds([manifest]) if crds else []
             self.objects += register_objects(
                 [manifest], owner=name, parent=self, provider=provider, depends_on=depends
             )
