@@ -49,11 +49,14 @@ from sovstack.components.builders.identity import (
     GatewayRef,
     IdentityArgs,
     JwtArgs,
+    UpstreamKey,
     RateLimitArgs,
     RbacArgs,
     RoleGroups,
     build_identity,
     rate_limit_values,
+    upstream_filter_name,
+    upstream_secret_name,
 )
 from sovstack.components.builders.model_serving import build_model_serving, service_url
 from sovstack.components.builders.model_serving_args import (
@@ -251,6 +254,15 @@ def identity_args(spec: CustomerSpec, gateways: list[GatewayArgs]) -> IdentityAr
             rate_limit=RateLimitArgs(requests=wanted.rate_limit.requests, unit=wanted.rate_limit.unit)
             if wanted.rate_limit
             else None,
+            upstream_keys=tuple(
+                UpstreamKey(
+                    filter_name=upstream_filter_name(spec.name, m.name),
+                    namespace=ns.serving,
+                    secret=upstream_secret_name(m.api_key_secret.name),
+                )
+                for m in spec.models
+                if m.route is not None
+            ),
         )
     return IdentityArgs(rbac=rbac, endpoints=endpoints)
 
@@ -354,7 +366,11 @@ class Composition:
         else:
             extra["replicas"] = model.replicas
         if model.route is not None:
-            extra["route"] = Route(**model.route.model_dump(exclude={"tls_secret"}))
+            # With endpoint identity the Gateway authenticates the client, then gives vLLM its own key.
+            injected = upstream_filter_name(spec.name, model.name) if spec.identity.endpoints is not None else None
+            extra["route"] = Route(
+                **model.route.model_dump(exclude={"tls_secret"}), credential_filter=injected
+            )
         return ModelServingArgs(
             customer=spec.name,
             model_name=model.name,
@@ -497,6 +513,9 @@ class Composition:
         for model in spec.models:
             key = (ns.serving, model.api_key_secret.name)
             found[key] = tuple(sorted({*found.get(key, ()), model.api_key_secret.key}))
+            if model.route is not None and spec.identity.endpoints is not None:
+                # `Bearer <key>`, which the Gateway injects (docs/identity.md).
+                found[(ns.serving, upstream_secret_name(model.api_key_secret.name))] = ("credential",)
             if model.weights.s3 is not None:
                 found[(ns.serving, model.weights.s3.credentials_secret)] = credentials
         for namespace in (ns.audit, ns.logs):

@@ -30,6 +30,7 @@ CUSTOM_KINDS = (
     "Gateway",
     "GatewayClass",
     "HTTPRoute",
+    "HTTPRouteFilter",
     "ScaledObject",
     "SecurityPolicy",
     "ServiceMonitor",

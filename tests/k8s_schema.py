@@ -26,6 +26,7 @@ CUSTOM_KINDS = frozenset(
         "Gateway",
         "GatewayClass",
         "HTTPRoute",
+        "HTTPRouteFilter",
         "PodMonitor",
         "PrometheusRule",
         "ScaledObject",

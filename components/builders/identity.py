@@ -317,6 +317,17 @@ class GatewayRef(_Args):
     namespace: str
 
 
+class UpstreamKey(_Args):
+    """A routed model's own API key, which the Gateway puts in the request it forwards: the client's
+    credential (a JWT, a gateway API key) is not the key vLLM checks."""
+
+    filter_name: str = Field(description="The HTTPRouteFilter the model's HTTPRoute references.")
+    namespace: str = Field(description="The model's namespace (the HTTPRoute's).")
+    secret: str = Field(
+        description="Opaque Secret there whose key `credential` holds `Bearer <the model's API key>`."
+    )
+
+
 class EndpointIdentityArgs(_Args):
     customer: str
     region: str
@@ -325,6 +336,9 @@ class EndpointIdentityArgs(_Args):
     jwt: JwtArgs | None = None
     api_keys: ApiKeyArgs | None = None
     rate_limit: RateLimitArgs | None = None
+    upstream_keys: tuple[UpstreamKey, ...] = Field(
+        default=(), description="Routed models whose API key the Gateway injects."
+    )
 
     @model_validator(mode="after")
     def _one_method(self) -> EndpointIdentityArgs:
@@ -336,6 +350,10 @@ class EndpointIdentityArgs(_Args):
             )
         for gateway in self.gateways:
             for name in (gateway.name, gateway.namespace):
+                if not is_dns_label(name):
+                    raise ValueError(f"{name!r} is not a DNS-1123 label")
+        for key in self.upstream_keys:
+            for name in (key.filter_name, key.namespace, key.secret):
                 if not is_dns_label(name):
                     raise ValueError(f"{name!r} is not a DNS-1123 label")
         if self.api_keys is not None and not is_dns_label(self.api_keys.secret):
@@ -413,14 +431,46 @@ def rate_limit_policy(args: EndpointIdentityArgs, gateway: GatewayRef) -> Manife
     }
 
 
+def credential_filter(args: EndpointIdentityArgs, key: UpstreamKey) -> Manifest:
+    """Replace the client's Authorization header with the model server's own key, from a Secret."""
+    return {
+        "apiVersion": SECURITY_POLICY_API,
+        "kind": "HTTPRouteFilter",
+        "metadata": {
+            "name": key.filter_name,
+            "namespace": key.namespace,
+            "labels": _labels(args.customer, args.region, args.residency_profile, key.filter_name),
+        },
+        "spec": {
+            "credentialInjection": {
+                "header": "Authorization",
+                "overwrite": True,
+                "credential": {"valueRef": {"group": "", "kind": "Secret", "name": key.secret}},
+            }
+        },
+    }
+
+
 def build_gateway_policies(args: EndpointIdentityArgs) -> list[Manifest]:
-    """For each Gateway: its SecurityPolicy, then its BackendTrafficPolicy when a rate limit is set."""
+    """For each Gateway: its SecurityPolicy, then its BackendTrafficPolicy when a rate limit is set; for
+    each routed model, the filter giving vLLM its own key."""
     objects: list[Manifest] = []
     for gateway in sorted(args.gateways, key=lambda g: (g.namespace, g.name)):
         objects.append(security_policy(args, gateway))
         if args.rate_limit is not None:
             objects.append(rate_limit_policy(args, gateway))
+    for key in sorted(args.upstream_keys, key=lambda k: (k.namespace, k.filter_name)):
+        objects.append(credential_filter(args, key))
     return objects
+
+
+def upstream_filter_name(customer: str, model_name: str) -> str:
+    return dns_name(customer, model_name, "upstream-key")
+
+
+def upstream_secret_name(api_key_secret: str) -> str:
+    """The Secret holding `Bearer <key>` for the model's API key Secret `api_key_secret`."""
+    return dns_name(api_key_secret, "bearer")
 
 
 def rate_limit_values(redis_url: str) -> dict[str, Any]:
