@@ -224,3 +224,30 @@ def test_build_identity_puts_rbac_before_gateway_policies() -> None:
     args = IdentityArgs(rbac=rbac(platform_admins=["a"]), endpoints=endpoints(jwt=JWT))
     assert [o["kind"] for o in build_identity(args)] == ["ClusterRoleBinding", "SecurityPolicy"]
     assert build_identity(IdentityArgs()) == []
+
+
+def test_the_gateway_gives_each_routed_model_its_own_key() -> None:
+    args = endpoints(
+        jwt=JWT,
+        upstream_keys=[
+            {
+                "filter_name": "acme-llm-upstream-key",
+                "namespace": "acme-serving",
+                "secret": "acme-api-key-bearer",
+            }
+        ],
+    )
+    objects = build_gateway_policies(args)
+    assert [o["kind"] for o in objects] == ["SecurityPolicy", "HTTPRouteFilter"]
+    injected = objects[1]
+    assert (injected["metadata"]["name"], injected["metadata"]["namespace"]) == (
+        "acme-llm-upstream-key",
+        "acme-serving",
+    )
+    assert injected["spec"] == {
+        "credentialInjection": {
+            "header": "Authorization",
+            "overwrite": True,
+            "credential": {"valueRef": {"group": "", "kind": "Secret", "name": "acme-api-key-bearer"}},
+        }
+    }

@@ -640,6 +640,24 @@ def test_gov_fr_signs_in_through_its_issuer_everywhere() -> None:
         "backend": {"type": "Redis", "redis": {"url": "redis.fr-par-dc1.sovstack.internal:6379"}},
         "failClosed": True,
     }
-    # The auditors' read-only bucket key is synced from the store like every other Secret.
-    synced = {(s.namespace, s.name) for s in composition.external_secrets.secrets}  # type: ignore[union-attr]
-    assert ("gov-fr-audit", "audit-s3-readonly") in synced
+    # The auditors' read-only bucket key and the Bearer value the Gateway injects are synced from the store.
+    synced = {(s.namespace, s.name, s.keys) for s in composition.external_secrets.secrets}  # type: ignore[union-attr]
+    assert ("gov-fr-audit", "audit-s3-readonly", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")) in synced
+    assert ("gov-fr-serving", "gov-fr-api-key-bearer", ("credential",)) in synced
+    # Each route hands vLLM its own key through the filter, once the Gateway has checked the JWT.
+    (route,) = [
+        o
+        for o in composition.kubernetes_objects()
+        if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "gov-fr-mistral-7b"
+    ]
+    assert route["spec"]["rules"][0]["filters"] == [
+        {
+            "type": "ExtensionRef",
+            "extensionRef": {
+                "group": "gateway.envoyproxy.io",
+                "kind": "HTTPRouteFilter",
+                "name": "gov-fr-mistral-7b-upstream-key",
+            },
+        }
+    ]
+    assert ("HTTPRouteFilter", "gov-fr-mistral-7b-upstream-key") in kinds
