@@ -265,6 +265,10 @@ def test_kubernetes_version_range() -> None:
                 "sovstack:customer.models[1].weights.s3.endpoint: s3.gra.io.cloud.ovh.net is not declared in network.egress",
                 "sovstack:customer.secrets.externalSecrets.storeEndpoint: vault.fr-par-dc1.sovstack.internal is not "
                 "declared in network.egress",
+                "sovstack:customer.identity.endpoints.jwt.jwksUri: sso.fr-par-dc1.sovstack.internal is not declared "
+                "in network.egress",
+                "sovstack:customer.identity.endpoints.rateLimit.redisUrl: redis.fr-par-dc1.sovstack.internal is not "
+                "declared in network.egress",
             ],
         ),
         (
