@@ -49,10 +49,10 @@ from sovstack.components.builders.identity import (
     GatewayRef,
     IdentityArgs,
     JwtArgs,
-    UpstreamKey,
     RateLimitArgs,
     RbacArgs,
     RoleGroups,
+    UpstreamKey,
     build_identity,
     rate_limit_values,
     upstream_filter_name,
@@ -367,7 +367,9 @@ class Composition:
             extra["replicas"] = model.replicas
         if model.route is not None:
             # With endpoint identity the Gateway authenticates the client, then gives vLLM its own key.
-            injected = upstream_filter_name(spec.name, model.name) if spec.identity.endpoints is not None else None
+            injected = (
+                upstream_filter_name(spec.name, model.name) if spec.identity.endpoints is not None else None
+            )
             extra["route"] = Route(
                 **model.route.model_dump(exclude={"tls_secret"}), credential_filter=injected
             )

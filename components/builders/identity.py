@@ -162,7 +162,7 @@ AUDITOR_RULES: list[dict[str, Any]] = [
             "serviceaccounts",
             "services",
         ],
-    },  # fmt: skip
+    },
     {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "replicasets", "statefulsets"]},
     {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"]},
@@ -459,8 +459,8 @@ def build_gateway_policies(args: EndpointIdentityArgs) -> list[Manifest]:
         objects.append(security_policy(args, gateway))
         if args.rate_limit is not None:
             objects.append(rate_limit_policy(args, gateway))
-    for key in sorted(args.upstream_keys, key=lambda k: (k.namespace, k.filter_name)):
-        objects.append(credential_filter(args, key))
+    keys = sorted(args.upstream_keys, key=lambda k: (k.namespace, k.filter_name))
+    objects += [credential_filter(args, key) for key in keys]
     return objects
 
 
