@@ -22,8 +22,9 @@ COMPONENT = "identity"
 SECURITY_POLICY_API = "gateway.envoyproxy.io/v1alpha1"
 RBAC_API = "rbac.authorization.k8s.io/v1"
 #: The request header the Gateway writes the authenticated consumer into (JWT subject or API key client
-#: id), which the per-consumer rate limit counts by. Set by Envoy after authentication, never trusted from
-#: the client: a request without a valid credential never reaches the rate limit.
+#: id), which the per-consumer rate limit counts by. Envoy sets it from the verified token or key; a
+#: request without a valid credential is refused before the rate limit. The subject claim must be in every
+#: token, or a client's own header of that name would be counted (docs/identity.md).
 CONSUMER_HEADER = "x-sovstack-consumer"
 READ = ["get", "list", "watch"]
 WRITE = ["create", "update", "patch", "delete"]
