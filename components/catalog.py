@@ -18,7 +18,7 @@ from sovstack.components.kube import load_yaml
 DATA_DIR = Path(__file__).parent / "data"
 
 Jurisdiction = Literal["EU", "EEA", "CH", "UK", "other"]
-EndpointService = Literal["object-storage", "registry", "charts", "vault", "kubernetes", "other"]
+EndpointService = Literal["object-storage", "registry", "charts", "vault", "kubernetes", "identity", "other"]
 
 #: Backends that run at an operator site rather than in a provider's region.
 SITE_BACKENDS = ("talos", "existing")

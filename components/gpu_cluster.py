@@ -175,6 +175,8 @@ class GpuCluster(pulumi.ComponentResource):
             ovh.cloudproject.Kube, f"{n}-cluster", private_network_id=openstack_id, nodes_subnet_id=subnet.id
         )
         self._add(ovh.cloudproject.KubeIpRestrictions, f"{n}-api-ips", kube_id=kube.id)
+        if f"{n}-oidc" in self._by_name:  # the customer's OpenID Connect issuer for the API server
+            self._add(ovh.cloudproject.KubeOidc, f"{n}-oidc", kube_id=kube.id)
         for logical in self._of_type("ovh:CloudProject/kubeNodePool:KubeNodePool"):
             self._pools.append(self._add(ovh.cloudproject.KubeNodePool, logical, kube_id=kube.id))
         return kube.kubeconfig

@@ -42,6 +42,8 @@ RULES: dict[str, str] = {
     "state.backend": "The Pulumi state backend stores state in bounds (no SaaS outside the EU).",
     "secrets.provider": "The Pulumi secrets provider keeps its key in bounds.",
     "secrets.store": "The store the workloads' Secrets are synced from (External Secrets) is located in bounds.",
+    "identity.issuer": "The OpenID Connect issuer the cluster and the Gateways trust, and its key set, are located "
+    "in bounds.",
     "audit.retention": "Audit logs are retained at least the policy minimum (AI Act Art. 26(6)).",
 }
 

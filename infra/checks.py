@@ -93,7 +93,8 @@ def _policy_problems(spec: CustomerSpec) -> list[SpecProblem]:
 
 
 def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:
-    """Object-storage endpoints the stack talks to must be declared egress, or the network policy blocks them."""
+    """Endpoints the stack talks to (object storage, the secret store, the issuer's keys, the rate limit's
+    Redis) must be declared egress, or the network policy blocks them."""
     declared = {e.host for e in spec.network.egress}
     endpoints: list[tuple[Loc, str]] = [
         (("models", i, "weights", "s3", "endpoint"), model.weights.s3.endpoint)
@@ -107,6 +108,16 @@ def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:
         endpoints.append(
             (("secrets", "externalSecrets", "storeEndpoint"), spec.secrets.external_secrets.store_endpoint)
         )
+    wanted = spec.identity.endpoints
+    if wanted is not None and any(m.route for m in spec.models):
+        # The Gateways' Envoy fetches the issuer's keys; the rate limit service reaches its Redis.
+        if wanted.jwt is not None:
+            endpoints.append((("identity", "endpoints", "jwt", "jwksUri"), wanted.jwt.jwks_uri))
+        if wanted.rate_limit is not None:
+            host = wanted.rate_limit.redis_url.rpartition(":")[0]
+            labels = host.split(".")
+            if not (len(labels) >= 3 and labels[2] == "svc"):  # an in-cluster Service needs no egress
+                endpoints.append((("identity", "endpoints", "rateLimit", "redisUrl"), f"redis://{host}"))
     problems: list[SpecProblem] = []
     for loc, url in endpoints:
         try:

@@ -42,6 +42,22 @@ from sovstack.components.builders.gpu_cluster_args import (
     TalosMachine,
     TalosOptions,
 )
+from sovstack.components.builders.identity import (
+    ApiKeyArgs,
+    ClusterOidcArgs,
+    EndpointIdentityArgs,
+    GatewayRef,
+    IdentityArgs,
+    JwtArgs,
+    RateLimitArgs,
+    RbacArgs,
+    RoleGroups,
+    UpstreamKey,
+    build_identity,
+    rate_limit_values,
+    upstream_filter_name,
+    upstream_secret_name,
+)
 from sovstack.components.builders.model_serving import build_model_serving, service_url
 from sovstack.components.builders.model_serving_args import (
     Autoscaling,
@@ -61,8 +77,10 @@ from sovstack.components.builders.platform import (
     GatewayArgs,
     PlatformArgs,
     PlatformDescription,
+    RedisTarget,
     SecretStoreArgs,
     describe_platform,
+    merge,
 )
 from sovstack.components.capacity import get_gpu
 from sovstack.components.catalog import load_catalog
@@ -134,6 +152,18 @@ def platform_args(spec: CustomerSpec) -> PlatformArgs:
                 ),
             )
     platform = spec.platform
+    values = {k: dict(v) for k, v in platform.values.items()}
+    endpoints = spec.identity.endpoints
+    redis = None
+    jwks_cidrs: list[str] = []
+    if gateways and endpoints and endpoints.jwt:
+        jwks_host = _host(endpoints.jwt.jwks_uri)
+        jwks_cidrs = [c for e in spec.network.egress if e.host == jwks_host for c in e.cidrs]
+    if gateways and endpoints and endpoints.rate_limit:
+        redis_url = endpoints.rate_limit.redis_url
+        redis = _redis_target(spec, redis_url)
+        # sovstack's rate-limit settings first, the spec's own values for the chart merged over them.
+        values["envoy-gateway"] = merge(rate_limit_values(redis_url), values.get("envoy-gateway", {}))
     return PlatformArgs(
         customer=spec.name,
         region=spec.cluster.location,
@@ -148,12 +178,94 @@ def platform_args(spec: CustomerSpec) -> PlatformArgs:
         chart_repository=platform.chart_repository,
         image_registry=platform.image_registry,
         image_digests=dict(platform.image_digests),
-        values={k: dict(v) for k, v in platform.values.items()},
+        values=values,
         api_server_cidrs=list(spec.network.api_server_cidrs),
         monitoring_namespaces=list(spec.network.monitoring_namespaces),
         client_cidrs=list(spec.network.ingress_cidrs),
         serving_namespace=ns.serving,
+        jwks_cidrs=jwks_cidrs,
+        rate_limit_redis=redis,
     )
+
+
+def _redis_target(spec: CustomerSpec, redis_url: str) -> RedisTarget:
+    """An in-cluster Service (`<svc>.<namespace>.svc[.cluster.local]`) or a declared egress host."""
+    host, _, port = redis_url.rpartition(":")
+    labels = host.split(".")
+    if len(labels) >= 3 and labels[2] == "svc":
+        return RedisTarget(host=host, port=int(port), namespace=labels[1])
+    cidrs = [c for e in spec.network.egress if e.host == host for c in e.cidrs]
+    return RedisTarget(host=host, port=int(port), cidrs=cidrs)
+
+
+def cluster_oidc(spec: CustomerSpec) -> ClusterOidcArgs | None:
+    identity = spec.identity
+    if identity.cluster is None or identity.issuer_url is None:
+        return None
+    c = identity.cluster
+    return ClusterOidcArgs(
+        issuer_url=identity.issuer_url,
+        client_id=c.client_id,
+        username_claim=c.username_claim,
+        username_prefix=c.username_prefix,
+        groups_claim=c.groups_claim,
+        groups_prefix=c.groups_prefix,
+    )
+
+
+def identity_args(spec: CustomerSpec, gateways: list[GatewayArgs]) -> IdentityArgs:
+    """RBAC for the issuer's groups, and the Gateways' authentication, as the spec asks."""
+    ns = namespaces_of(spec)
+    identity = spec.identity
+    labels = {
+        "customer": spec.name,
+        "region": spec.cluster.location,
+        "residency_profile": spec.residency.label,
+    }
+    rbac = None
+    if identity.cluster is not None:
+        roles = identity.cluster.roles
+        rbac = RbacArgs(
+            **labels,
+            groups_prefix=identity.cluster.groups_prefix,
+            roles=RoleGroups(
+                platform_admins=roles.platform_admins, operators=roles.operators, auditors=roles.auditors
+            ),
+            serving_namespace=ns.serving,
+            audit_namespace=ns.audit,
+            audit_read_secret=roles.audit_read_secret,
+        )
+    endpoints = None
+    wanted = identity.endpoints
+    if wanted is not None and gateways:
+        jwt = None
+        if wanted.jwt is not None:
+            assert identity.issuer_url is not None  # IdentitySpec requires it with jwt
+            jwt = JwtArgs(
+                issuer=identity.issuer_url,
+                audiences=wanted.jwt.audiences,
+                jwks_uri=wanted.jwt.jwks_uri,
+                subject_claim=wanted.jwt.subject_claim,
+            )
+        endpoints = EndpointIdentityArgs(
+            **labels,
+            gateways=tuple(GatewayRef(name=g.name, namespace=g.namespace) for g in gateways),
+            jwt=jwt,
+            api_keys=ApiKeyArgs(**wanted.api_keys.model_dump()) if wanted.api_keys else None,
+            rate_limit=RateLimitArgs(requests=wanted.rate_limit.requests, unit=wanted.rate_limit.unit)
+            if wanted.rate_limit
+            else None,
+            upstream_keys=tuple(
+                UpstreamKey(
+                    filter_name=upstream_filter_name(spec.name, m.name),
+                    namespace=ns.serving,
+                    secret=upstream_secret_name(m.api_key_secret.name),
+                )
+                for m in spec.models
+                if m.route is not None
+            ),
+        )
+    return IdentityArgs(rbac=rbac, endpoints=endpoints)
 
 
 class Composition:
@@ -207,6 +319,7 @@ class Composition:
             gpu_pools=tuple(GpuPoolArgs(**p.model_dump()) for p in c.gpu_pools),
             protect=c.protect,
             gpu_operator=GpuOperatorOptions(**c.gpu_operator.model_dump()),
+            oidc=cluster_oidc(self.spec),
             **options,
         )
 
@@ -254,7 +367,13 @@ class Composition:
         else:
             extra["replicas"] = model.replicas
         if model.route is not None:
-            extra["route"] = Route(**model.route.model_dump(exclude={"tls_secret"}))
+            # With endpoint identity the Gateway authenticates the client, then gives vLLM its own key.
+            injected = (
+                upstream_filter_name(spec.name, model.name) if spec.identity.endpoints is not None else None
+            )
+            extra["route"] = Route(
+                **model.route.model_dump(exclude={"tls_secret"}), credential_filter=injected
+            )
         return ModelServingArgs(
             customer=spec.name,
             model_name=model.name,
@@ -284,10 +403,15 @@ class Composition:
         weight_hosts = {_host(m.weights.s3.endpoint) for m in spec.models if m.weights.s3}
         store = spec.secrets.external_secrets
         store_host = _host(store.store_endpoint) if store else None
+        wanted = spec.identity.endpoints
+        jwks_host = _host(wanted.jwt.jwks_uri) if wanted and wanted.jwt else None
+        redis_host = wanted.rate_limit.redis_url.rpartition(":")[0] if wanted and wanted.rate_limit else None
         egress = []
         for e in spec.network.egress:
-            if e.host == store_host:
-                continue  # the External Secrets Operator reads the store (platform layer), no workload does
+            if e.host in (store_host, jwks_host, redis_host):
+                # The External Secrets Operator reads the store, the Gateways' Envoy the issuer's keys, the
+                # rate limit service its Redis (platform layer); no workload does.
+                continue
             users: list[str] = []
             if e.host in weight_hosts or e.host != audit_host:
                 users.append(ns.serving)
@@ -392,10 +516,15 @@ class Composition:
         for model in spec.models:
             key = (ns.serving, model.api_key_secret.name)
             found[key] = tuple(sorted({*found.get(key, ()), model.api_key_secret.key}))
+            if model.route is not None and spec.identity.endpoints is not None:
+                # `Bearer <key>`, which the Gateway injects (docs/identity.md).
+                found[(ns.serving, upstream_secret_name(model.api_key_secret.name))] = ("credential",)
             if model.weights.s3 is not None:
                 found[(ns.serving, model.weights.s3.credentials_secret)] = credentials
         for namespace in (ns.audit, ns.logs):
             found[(namespace, spec.audit.credentials_secret)] = credentials
+        if spec.identity.cluster is not None and spec.identity.cluster.roles.auditors:
+            found[(ns.audit, spec.identity.cluster.roles.audit_read_secret)] = credentials
         if self.audit.backend == "minio":
             found[(ns.audit, spec.audit.minio_admin_secret)] = credentials
         return ExternalSecretsArgs(
@@ -426,6 +555,10 @@ class Composition:
         return describe_platform(self.platform)
 
     @cached_property
+    def identity(self) -> IdentityArgs:
+        return identity_args(self.spec, self.platform.gateways)
+
+    @cached_property
     def _objects(self) -> list[Manifest]:
         objects: list[Manifest] = list(self.platform_description.kubernetes_objects)
         objects += build_network_isolation(self.network)
@@ -433,6 +566,7 @@ class Composition:
         for args in self.serving:
             objects += build_model_serving(args)
         objects += self.external_secret_objects()
+        objects += build_identity(self.identity)
         return objects
 
     def external_secret_objects(self) -> list[Manifest]:

@@ -36,6 +36,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 #: Kinds whose schema kubernetes-validate does not ship: listed as unchecked when the check could not run.
 CUSTOM_KINDS = (
     "Application",
+    "BackendTrafficPolicy",
     "CiliumNetworkPolicy",
     "ClusterSecretStore",
     "ExternalSecret",
@@ -44,7 +45,9 @@ CUSTOM_KINDS = (
     "HTTPRoute",
     "PodMonitor",
     "PrometheusRule",
+    "HTTPRouteFilter",
     "ScaledObject",
+    "SecurityPolicy",
     "ServiceMonitor",
 )
 UNKNOWN = "unknown"
@@ -280,6 +283,7 @@ def build_report(
                 for e in spec.network.egress
             ],
             "endpoints": endpoints,
+            "identityIssuer": spec.identity.issuer_url,
             "stateBackend": spec.state.backend_url,
             "secretsProvider": spec.state.secrets_provider,
         },

@@ -73,6 +73,20 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
             rule="secrets.store",
         )
 
+    # Sign-in tokens, user names and groups flow to and from the customer's issuer.
+    identity = spec.identity
+    if identity.issuer_url is not None:
+        findings += engine.located(
+            f"{PREFIX}.identity.issuerUrl", identity.issuer_url, "identity issuer", rule="identity.issuer"
+        )
+    if identity.endpoints is not None and identity.endpoints.jwt is not None:
+        findings += engine.located(
+            f"{PREFIX}.identity.endpoints.jwt.jwksUri",
+            identity.endpoints.jwt.jwks_uri,
+            "issuer key set",
+            rule="identity.issuer",
+        )
+
     s = f"{PREFIX}.state"
     findings += engine.state_backend(f"{s}.backendUrl", spec.state.backend_url)
     findings += engine.secrets_provider(

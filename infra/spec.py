@@ -439,6 +439,104 @@ class PlatformSpec(SpecModel):
     )
 
 
+# ---------------------------------------------------------------------------------- identity
+class IdentityRolesSpec(SpecModel):
+    platform_admins: tuple[str, ...] = Field(
+        default=(), description="Issuer groups (without prefix) bound to cluster-admin."
+    )
+    operators: tuple[str, ...] = Field(
+        default=(), description="Issuer groups that deploy and scale models in the serving namespace."
+    )
+    auditors: tuple[str, ...] = Field(
+        default=(),
+        description="Issuer groups with read-only access everywhere but Secrets, plus the audit bucket's "
+        "read-only credentials (auditReadSecret).",
+    )
+    audit_read_secret: DnsLabel = Field(
+        default="audit-s3-readonly",
+        description="Secret in the audit namespace with read-only S3 credentials for the audit bucket "
+        "(synced from the store with secrets.externalSecrets, else created by hand); auditors may read it.",
+    )
+
+
+class ClusterIdentitySpec(SpecModel):
+    client_id: str = Field(min_length=1, description="Client id the issuer gives the Kubernetes API (`aud`).")
+    username_claim: str = Field(default="sub", description="Claim used as the Kubernetes user name.")
+    username_prefix: str = Field(default="oidc:", description="Prefix of OIDC user names.")
+    groups_claim: str = Field(default="groups", description="Claim listing the user's groups.")
+    groups_prefix: str = Field(
+        default="oidc:", description="Prefix of OIDC group names; the role bindings' subjects carry it."
+    )
+    roles: IdentityRolesSpec = Field(
+        default_factory=IdentityRolesSpec, description="Issuer groups holding each sovstack role."
+    )
+
+
+class JwtSpec(SpecModel):
+    audiences: tuple[str, ...] = Field(
+        min_length=1, max_length=8, description="Accepted `aud` values of the endpoint tokens."
+    )
+    jwks_uri: str = Field(
+        pattern=r"^https://",
+        description="The issuer's JSON Web Key Set URL, which Envoy fetches; checked by the identity.issuer "
+        "rule, and its host must be a declared network.egress destination.",
+    )
+    subject_claim: str = Field(default="sub", description="Claim naming the consumer (the rate-limit key).")
+
+
+class ApiKeysSpec(SpecModel):
+    secret: DnsLabel = Field(
+        description="Opaque Secret in each Gateway's namespace: keys are client ids, values the API keys."
+    )
+    header: str = Field(default="x-api-key", description="Request header carrying the key.")
+
+
+class RateLimitSpec(SpecModel):
+    requests: int = Field(ge=1, description="Requests each consumer may make per unit.")
+    unit: Literal["Second", "Minute", "Hour", "Day"] = Field(default="Minute", description="The unit.")
+    redis_url: str = Field(
+        pattern=r"^[a-z0-9.\-]+:[0-9]{1,5}$",
+        description="host:port of the Redis (in the cluster or at the site) Envoy Gateway's rate limit "
+        "service counts in.",
+    )
+
+
+class EndpointIdentitySpec(SpecModel):
+    jwt: JwtSpec | None = Field(default=None, description="JWTs from the issuer (identity.issuerUrl).")
+    api_keys: ApiKeysSpec | None = Field(default=None, description="API keys from a Secret instead of JWTs.")
+    rate_limit: RateLimitSpec | None = Field(default=None, description="Per-consumer request rate limit.")
+
+    @model_validator(mode="after")
+    def _one_method(self) -> EndpointIdentitySpec:
+        if (self.jwt is None) == (self.api_keys is None):
+            raise ValueError(
+                "give exactly one of jwt or apiKeys (Envoy Gateway requires every configured method to pass)"
+            )
+        return self
+
+
+class IdentitySpec(SpecModel):
+    issuer_url: str | None = Field(
+        default=None,
+        pattern=r"^https://",
+        description="The customer's OpenID Connect issuer (Keycloak realm, Entra ID tenant in the EU...), "
+        "checked by the identity.issuer residency rule.",
+    )
+    cluster: ClusterIdentitySpec | None = Field(
+        default=None, description="Kubernetes API sign-in through the issuer, and the roles of its groups."
+    )
+    endpoints: EndpointIdentitySpec | None = Field(
+        default=None, description="Authentication and rate limits at the Gateway for model routes."
+    )
+
+    @model_validator(mode="after")
+    def _issuer_needed(self) -> IdentitySpec:
+        uses = self.cluster is not None or (self.endpoints is not None and self.endpoints.jwt is not None)
+        if uses and self.issuer_url is None:
+            raise ValueError("issuerUrl: required when cluster or endpoints.jwt is set")
+        return self
+
+
 class StateSpec(SpecModel):
     backend_url: str = Field(
         description="Pulumi state backend: s3://bucket?endpoint=...&region=... or file://"
@@ -465,6 +563,10 @@ class CustomerSpec(SpecModel):
     platform: PlatformSpec = Field(
         default_factory=PlatformSpec,
         description="Where the platform layer's charts and images come from (operators and CRDs the models need).",
+    )
+    identity: IdentitySpec = Field(
+        default_factory=IdentitySpec,
+        description="Who may reach the Kubernetes API and the model endpoints (docs/identity.md).",
     )
 
     @property

@@ -16,6 +16,7 @@ from sovstack.components.audit_sink import AuditSink
 from sovstack.components.builders.model_serving import build_model_serving
 from sovstack.components.external_secrets import ExternalSecrets
 from sovstack.components.gpu_cluster import GpuCluster
+from sovstack.components.identity import Identity
 from sovstack.components.kube import dns_name
 from sovstack.components.model_serving import ModelServing
 from sovstack.components.network_isolation import NetworkIsolation
@@ -103,6 +104,19 @@ class SovereignStack(pulumi.ComponentResource):
             self.models[args.model_name] = ModelServing(
                 dns_name(spec.name, args.model_name), args, provider=provider, needs=needs, opts=after_network
             )
+        # Role bindings land in the owned namespaces; Gateway policies after Envoy Gateway's CRDs.
+        identity = composition.identity
+        self.identity = (
+            Identity(
+                dns_name(spec.name, "identity"),
+                identity,
+                provider=provider,
+                crds=self.platform.ready.for_objects,
+                opts=after_network,
+            )
+            if identity.rbac or identity.endpoints
+            else None
+        )
         self.register_outputs(self.stack_outputs())
 
     def stack_outputs(self) -> dict[str, Any]:

@@ -19,15 +19,18 @@ import kubernetes_validate
 CUSTOM_KINDS = frozenset(
     {
         "Application",
+        "BackendTrafficPolicy",
         "CiliumNetworkPolicy",
         "ClusterSecretStore",
         "ExternalSecret",
         "Gateway",
         "GatewayClass",
         "HTTPRoute",
+        "HTTPRouteFilter",
         "PodMonitor",
         "PrometheusRule",
         "ScaledObject",
+        "SecurityPolicy",
         "ServiceMonitor",
     }
 )

@@ -26,6 +26,7 @@ from sovstack.components.builders.gpu_cluster_args import (
     talos_gpu_path_problem,
     validate_cluster_args,
 )
+from sovstack.components.builders.identity import apiserver_oidc_flags, ovh_oidc_inputs, scaleway_oidc_config
 from sovstack.components.capacity import get_gpu
 from sovstack.components.catalog import Catalog, load_catalog
 from sovstack.components.kube import (
@@ -211,6 +212,7 @@ def _scaleway_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]
         common["project_id"] = options.project_id
     gw_zone = public_gateway_zone(args)
     gw_type = load_cluster_facts().scaleway.public_gateway_type
+    oidc: dict[str, Any] = {"open_id_connect_config": scaleway_oidc_config(args.oidc)} if args.oidc else {}
     out = _Resources(region)
     out.add(
         SCW.format("network/vpc:Vpc"), f"{name}-vpc", name=dns_name(customer, "vpc"), region=region, **common
@@ -231,7 +233,8 @@ def _scaleway_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]
     out.add(
         SCW.format("kubernetes/cluster:Cluster"), f"{name}-cluster", protect=protect,
         name=dns_name(customer, "cluster"), region=region, version=args.kubernetes_version, cni=options.cni,
-        type=options.cluster_type, delete_additional_resources=False, **common,
+        type=options.cluster_type, delete_additional_resources=False,
+        **oidc, **common,
     )  # fmt: skip
     rules = [
         {"ip": cidr, "description": "declared API client network"}
@@ -272,6 +275,8 @@ def _ovh_resources(args: GpuClusterArgs, name: str) -> list[dict[str, Any]]:
     )  # fmt: skip
     ips = list(options.api_server_allowed_cidrs)
     out.add(OVH.format("kubeIpRestrictions:KubeIpRestrictions"), f"{name}-api-ips", ips=ips, **service)
+    if args.oidc is not None:
+        out.add(OVH.format("kubeOidc:KubeOidc"), f"{name}-oidc", **ovh_oidc_inputs(args.oidc), **service)
     for key, pool, zone, flavor, low, high in _node_pools(args):
         metadata = {"labels": node_labels(args, zone, pool), "annotations": {}, "finalizers": []}
         spec = {"taints": [dict(GPU_TAINT)] if pool else [], "unschedulable": False}
@@ -296,9 +301,12 @@ def talos_schematic(args: GpuClusterArgs) -> str:
 
 
 def talos_controlplane_patch(args: GpuClusterArgs) -> dict[str, Any]:
-    """Control-plane patch: the audit policy and the audit log path."""
+    """Control-plane patch: the audit policy and the audit log path; the OIDC issuer when one is set."""
     assert args.talos is not None
-    api_server: dict[str, Any] = {"extraArgs": {"audit-log-path": args.talos.audit_log_path}}
+    extra_args = {"audit-log-path": args.talos.audit_log_path}
+    if args.oidc is not None:
+        extra_args.update(apiserver_oidc_flags(args.oidc))
+    api_server: dict[str, Any] = {"extraArgs": extra_args}
     if args.talos.audit_policy is not None:
         api_server["auditPolicy"] = args.talos.audit_policy
     return {"cluster": {"apiServer": api_server}}
@@ -431,4 +439,9 @@ def _notes(args: GpuClusterArgs) -> list[str]:
         notes.append(
             "Taints are not patched on existing nodes: the operator registers GPU nodes with the taint."
         )
+        if args.oidc is not None:
+            notes.append(
+                "OIDC: sovstack cannot configure an existing API server; add these flags (docs/identity.md): "
+                + " ".join(f"--{k}={v}" for k, v in apiserver_oidc_flags(args.oidc).items())
+            )
     return notes

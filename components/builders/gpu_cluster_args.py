@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sovstack.components.builders.identity import ClusterOidcArgs
 from sovstack.components.capacity import get_gpu
 from sovstack.components.catalog import Catalog, CatalogError, Region, load_catalog, provider_for_backend
 from sovstack.components.kube import image_is_pinned, is_dns_label, load_yaml
@@ -336,6 +337,12 @@ class GpuClusterArgs(_Args):
     )
     gpu_operator: GpuOperatorOptions = Field(
         default_factory=GpuOperatorOptions, description="NVIDIA GPU Operator release settings."
+    )
+    oidc: ClusterOidcArgs | None = Field(
+        default=None,
+        description="The customer's OpenID Connect issuer for the Kubernetes API (Kapsule "
+        "open_id_connect_config, OVHcloud KubeOidc, Talos oidc-* API server flags); existing clusters take "
+        "the flags by hand (docs/identity.md). None: the provider's credentials only.",
     )
 
 

@@ -456,6 +456,17 @@ def build_http_route(args: ModelServingArgs, route: Route) -> Manifest:
     }
     if route.request_timeout:
         rule["timeouts"] = {"request": route.request_timeout}
+    if route.credential_filter:
+        rule["filters"] = [
+            {
+                "type": "ExtensionRef",
+                "extensionRef": {
+                    "group": "gateway.envoyproxy.io",
+                    "kind": "HTTPRouteFilter",
+                    "name": route.credential_filter,
+                },
+            }
+        ]
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",

@@ -364,6 +364,12 @@ class Route(_Args):
             "outlast some implementations' default (Envoy: 15 s). Default: the Gateway's.",
         )
     )
+    credential_filter: DnsLabel | None = Field(
+        default=None,
+        description="Envoy Gateway HTTPRouteFilter (in the model's namespace) that puts the model server's "
+        "own API key in the forwarded request, once the Gateway has authenticated the client (docs/identity.md). "
+        "Default: the client's Authorization header reaches vLLM unchanged.",
+    )
 
 
 class ModelServingArgs(_Args):

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sovstack.components.builders.gpu_cluster import operator_chart_for, operator_image_registries
 from sovstack.components.builders.gpu_cluster_args import Backend, GpuOperatorOptions, load_cluster_facts
@@ -38,6 +38,8 @@ GATEWAY_CLASS = "sovstack-envoy"
 #: The port Envoy listens on inside its pod for a Gateway's 443 (non-root Envoy cannot bind below 1024).
 ENVOY_HTTPS_PORT = 10443
 GPU_OPERATOR = "gpu-operator"
+#: Envoy Gateway's rate limit service gRPC port (internal/infrastructure/kubernetes/ratelimit InfraGRPCPort).
+RATE_LIMIT_PORT = 8081
 
 
 # ---------------------------------------------------------------------------------------- facts
@@ -114,6 +116,30 @@ class GatewayArgs(_Args):
     tls_secret: str = Field(description="Secret with the listener's certificate (cert-manager or by hand).")
 
 
+class RedisTarget(_Args):
+    """Where Envoy Gateway's rate limit service keeps its counters."""
+
+    host: str = Field(description="Redis host name.")
+    port: int = Field(ge=1, le=65535, description="Redis port.")
+    namespace: str | None = Field(
+        default=None, description="Its namespace, when Redis is an in-cluster Service (`<svc>.<ns>.svc...`)."
+    )
+    cidrs: list[str] = Field(
+        default_factory=list,
+        description="Its addresses, when it runs outside the cluster (a declared egress).",
+    )
+
+    @model_validator(mode="after")
+    def _reachable_somewhere(self) -> RedisTarget:
+        # An egress rule with no destination would allow every destination: refuse instead.
+        if (self.namespace is None) == (not self.cidrs):
+            raise ValueError(
+                f"rate limit Redis {self.host}: give an in-cluster Service (<svc>.<namespace>.svc) or declare "
+                "its host, with its addresses, in network.egress"
+            )
+        return self
+
+
 class PlatformArgs(_Args):
     """What the stack's workloads need installed, and where charts and images come from."""
 
@@ -174,6 +200,15 @@ class PlatformArgs(_Args):
         default="", description="Where the model servers the Gateways route to run."
     )
     serving_port: int = Field(default=8000, ge=1, le=65535, description="The model servers' port.")
+    jwks_cidrs: list[str] = Field(
+        default_factory=list,
+        description="Addresses of the issuer's JWKS host, which the Gateways' Envoy fetches keys from (443).",
+    )
+    rate_limit_redis: RedisTarget | None = Field(
+        default=None,
+        description="Envoy Gateway's global rate limit service is on and counts in this Redis: Gateways call "
+        "the service (gRPC, port 8081), the service calls Redis. None: no rate limit service.",
+    )
     dns_namespace: str = Field(default="kube-system", description="Namespace of the cluster DNS.")
     dns_pod_labels: dict[str, str] = Field(
         default_factory=lambda: {"k8s-app": "kube-dns"}, description="Labels of the DNS pods."
@@ -591,6 +626,10 @@ def gateway_namespace_objects(args: PlatformArgs, ns: str) -> list[Manifest]:
     ]
     if args.serving_namespace:
         egress.append({"to": _namespaces([args.serving_namespace]), "ports": _tcp([args.serving_port])})
+    if args.jwks_cidrs:  # the issuer's signing keys, for the JWTs the SecurityPolicy checks
+        egress.append({"to": _cidrs(args.jwks_cidrs), "ports": _tcp([443])})
+    if args.rate_limit_redis:  # Envoy Gateway's rate limit service counts each consumer's requests
+        egress.append({"to": _namespaces([control.namespace]), "ports": _tcp([RATE_LIMIT_PORT])})
     objects.append(
         _policy(
             args,
@@ -600,6 +639,35 @@ def gateway_namespace_objects(args: PlatformArgs, ns: str) -> list[Manifest]:
         )
     )
     return objects
+
+
+def rate_limit_flows(args: PlatformArgs, ns: str, redis: RedisTarget) -> list[Manifest]:
+    """Envoy Gateway's namespace with the global rate limit on: the Gateways' Envoy in to the rate limit
+    service, the service out to its Redis."""
+    gateway_namespaces = sorted({g.namespace for g in args.gateways})
+    to = _namespaces([redis.namespace]) if redis.namespace else _cidrs(redis.cidrs)
+    return [
+        _policy(
+            args,
+            "allow-rate-limit-from-gateways",
+            ns,
+            {
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": _namespaces(gateway_namespaces), "ports": _tcp([RATE_LIMIT_PORT])}],
+            },
+        ),
+        _policy(
+            args,
+            "allow-egress-rate-limit-redis",
+            ns,
+            {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": to, "ports": _tcp([redis.port])}],
+            },
+        ),
+    ]
 
 
 def _key(obj: Manifest) -> str:
@@ -623,6 +691,8 @@ def describe_platform(args: PlatformArgs) -> PlatformDescription:
         objects.append(namespace(args, release.namespace, level))
         store = args.secret_store if release.key == "external-secrets" else None
         objects += isolation(args, release.namespace, ports, store=store)
+        if release.key == "envoy-gateway" and args.rate_limit_redis is not None:
+            objects += rate_limit_flows(args, release.namespace, args.rate_limit_redis)
     extras: list[tuple[str, Manifest]] = []
     if args.secret_store is not None:
         extras.append(("external-secrets", cluster_secret_store(args, args.secret_store)))

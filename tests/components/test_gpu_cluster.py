@@ -286,3 +286,117 @@ def test_existing_backend_needs_a_kubeconfig(mocks: Recorder) -> None:
     with pytest.raises(ValueError, match=r"^kubeconfig: required for the existing backend and only there$"):
         run_program(lambda: GpuCluster("c", existing()))
     assert mocks.resources == []
+
+
+# --- the customer's OpenID Connect issuer, per backend ---------------------------------------------------
+OIDC = {
+    "issuer_url": "https://sso.fr-par-dc1.sovstack.internal/realms/acme",
+    "client_id": "kubernetes",
+    "username_claim": "preferred_username",
+}
+
+
+@pulumi.runtime.test
+def test_scaleway_kapsule_trusts_the_issuer(mocks: Recorder) -> Coroutine[Any, Any, None]:
+    cluster = GpuCluster("c", scaleway(oidc=OIDC))
+
+    async def check() -> None:
+        await common_checks(cluster, mocks)
+        assert mocks.named("c-cluster").inputs["openIdConnectConfig"] == {
+            "issuerUrl": "https://sso.fr-par-dc1.sovstack.internal/realms/acme",
+            "clientId": "kubernetes",
+            "usernameClaim": "preferred_username",
+            "usernamePrefix": "oidc:",
+            "groupsClaims": ["groups"],
+            "groupsPrefix": "oidc:",
+        }
+
+    return check()
+
+
+@pulumi.runtime.test
+def test_scaleway_without_issuer_sends_no_oidc_config(mocks: Recorder) -> Coroutine[Any, Any, None]:
+    cluster = GpuCluster("c", scaleway())
+
+    async def check() -> None:
+        await common_checks(cluster, mocks)
+        assert "openIdConnectConfig" not in mocks.named("c-cluster").inputs
+
+    return check()
+
+
+@pulumi.runtime.test
+def test_ovh_registers_kube_oidc_on_the_cluster(mocks: Recorder) -> Coroutine[Any, Any, None]:
+    cluster = GpuCluster("c", ovh(oidc=OIDC))
+
+    async def check() -> None:
+        await common_checks(cluster, mocks)
+        (oidc,) = mocks.of_type("ovh:CloudProject/kubeOidc:KubeOidc")
+        assert oidc.name == "c-oidc"
+        assert oidc.inputs == {
+            "serviceName": "0123abcd",
+            "kubeId": "c-cluster-id",
+            "issuerUrl": "https://sso.fr-par-dc1.sovstack.internal/realms/acme",
+            "clientId": "kubernetes",
+            "oidcUsernameClaim": "preferred_username",
+            "oidcUsernamePrefix": "oidc:",
+            "oidcGroupsClaims": ["groups"],
+            "oidcGroupsPrefix": "oidc:",
+        }
+        provider_ref = (
+            f"{await cluster.cloud_provider.urn.future()}::{await cluster.cloud_provider.id.future()}"  # type: ignore[union-attr]
+        )
+        assert oidc.provider == provider_ref
+
+    return check()
+
+
+@pulumi.runtime.test
+def test_ovh_without_issuer_registers_no_kube_oidc(mocks: Recorder) -> Coroutine[Any, Any, None]:
+    cluster = GpuCluster("c", ovh())
+
+    async def check() -> None:
+        await common_checks(cluster, mocks)
+        assert mocks.of_type("ovh:CloudProject/kubeOidc:KubeOidc") == []
+
+    return check()
+
+
+@pulumi.runtime.test
+def test_talos_api_server_gets_the_oidc_flags(mocks: Recorder) -> Coroutine[Any, Any, None]:
+    cluster = GpuCluster("c", talos(oidc=OIDC))
+
+    async def check() -> None:
+        await common_checks(cluster, mocks)
+        calls = [a for token, a in mocks.calls if token == "talos:machine/getConfiguration:getConfiguration"]
+        by_type = {a["machineType"]: a for a in calls}
+        extra = json.loads(by_type["controlplane"]["configPatches"][0])["cluster"]["apiServer"]["extraArgs"]
+        assert extra == {
+            "audit-log-path": "/var/log/audit/kube/kube-apiserver.log",
+            "oidc-issuer-url": "https://sso.fr-par-dc1.sovstack.internal/realms/acme",
+            "oidc-client-id": "kubernetes",
+            "oidc-username-claim": "preferred_username",
+            "oidc-username-prefix": "oidc:",
+            "oidc-groups-claim": "groups",
+            "oidc-groups-prefix": "oidc:",
+        }
+        assert by_type["worker"]["configPatches"] == []
+
+    return check()
+
+
+def test_existing_cluster_notes_the_flags_to_set_by_hand() -> None:
+    from sovstack.components.builders.gpu_cluster import describe_cluster
+
+    notes = describe_cluster(existing(oidc=OIDC)).notes
+    assert notes[-1] == (
+        "OIDC: sovstack cannot configure an existing API server; add these flags (docs/identity.md): "
+        "--oidc-issuer-url=https://sso.fr-par-dc1.sovstack.internal/realms/acme --oidc-client-id=kubernetes "
+        "--oidc-username-claim=preferred_username --oidc-username-prefix=oidc: --oidc-groups-claim=groups "
+        "--oidc-groups-prefix=oidc:"
+    )
+
+
+def test_a_plain_http_issuer_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"'http://sso\.example/realms/acme' is not an https:// URL"):
+        scaleway(oidc={**OIDC, "issuer_url": "http://sso.example/realms/acme"})

@@ -454,6 +454,28 @@ CASES: list[Case] = [
         "policy allows FR",
     ),
     (
+        "identity-issuer-at-a-declared-site",
+        lambda: FR.located(
+            "p",
+            "https://sso.fr-par-dc1.sovstack.internal/realms/gov-fr",
+            "identity issuer",
+            rule="identity.issuer",
+        ),
+        "identity.issuer",
+        True,
+        "identity issuer sso.fr-par-dc1.sovstack.internal is identity in operator fr-par-dc1 (Paris, FR, EU)",
+    ),
+    (
+        "identity-issuer-uncatalogued",
+        lambda: FR.located(
+            "p", "https://login.microsoftonline.com/contoso/v2.0", "identity issuer", rule="identity.issuer"
+        ),
+        "identity.issuer",
+        False,
+        "identity issuer host 'login.microsoftonline.com' is not a catalogued endpoint, so its location is "
+        "unknown; use an endpoint listed in regions.yaml or declare it at a site in sites.yaml",
+    ),
+    (
         "retention-enough",
         lambda: [FR.retention("p", 365)],
         "audit.retention",

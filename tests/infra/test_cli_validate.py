@@ -609,3 +609,36 @@ def test_talos_gpu_installer_from_the_image_factory_is_refused_under_se_sovereig
         in result.output
     )
     assert f"{path}: [FAIL] image.pinned: not pinned" in result.output
+
+
+def test_identity_issuer_outside_the_policy(write_stack: StackWriter) -> None:
+    """gov-fr's Keycloak moved to the Stockholm site: sign-in data would leave France."""
+
+    def to_stockholm(customer: Customer) -> None:
+        customer["identity"]["issuerUrl"] = "https://vault.se-sto-dc1.sovstack.internal/realms/gov-fr"
+
+    path = write_stack("gov-fr", to_stockholm)
+    result = validate(path)
+    assert result.exit_code == 1, result.stderr
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.identity.issuerUrl: [FAIL] identity.issuer: identity issuer "
+        "vault.se-sto-dc1.sovstack.internal operator se-sto-dc1 (Stockholm, SE, EU) is in SE; policy allows FR",
+        f"{path}: 1 residency rule(s) broken",
+    ]
+
+
+def test_identity_key_set_at_an_uncatalogued_host(write_stack: StackWriter) -> None:
+    def jwks_elsewhere(customer: Customer) -> None:
+        customer["identity"]["endpoints"]["jwt"]["jwksUri"] = "https://login.example.com/keys"
+        customer["network"]["egress"].append(
+            {"name": "idp", "host": "login.example.com", "cidrs": ["192.0.2.10/32"], "ports": [443]}
+        )
+
+    path = write_stack("gov-fr", jwks_elsewhere)
+    result = validate(path)
+    assert result.exit_code == 1, result.stderr
+    assert (
+        f"{path}: sovstack:customer.identity.endpoints.jwt.jwksUri: [FAIL] identity.issuer: issuer key set host "
+        "'login.example.com' is not a catalogued endpoint, so its location is unknown; use an endpoint listed in "
+        "regions.yaml or declare it at a site in sites.yaml"
+    ) in lines(result.stderr)

@@ -83,6 +83,9 @@ def test_every_custom_resource_waits_for_the_release_of_its_crd(plans: dict[str,
         "gateway.networking.k8s.io/GatewayClass",
         "gateway.networking.k8s.io/Gateway",
         "gateway.networking.k8s.io/HTTPRoute",
+        "gateway.envoyproxy.io/SecurityPolicy",
+        "gateway.envoyproxy.io/BackendTrafficPolicy",
+        "gateway.envoyproxy.io/HTTPRouteFilter",
         "monitoring.coreos.com/ServiceMonitor",
     } <= checked
 

@@ -49,6 +49,7 @@ CLUSTER_RESOURCES: dict[str, set[tuple[str, str]]] = {
         ("ovh:CloudProject/networkPrivateSubnetV2:NetworkPrivateSubnetV2", "subnet"),
         ("ovh:CloudProject/kube:Kube", "cluster"),
         ("ovh:CloudProject/kubeIpRestrictions:KubeIpRestrictions", "api-ips"),
+        ("ovh:CloudProject/kubeOidc:KubeOidc", "oidc"),
         ("ovh:CloudProject/kubeNodePool:KubeNodePool", "pool-system-gra11"),
         ("ovh:CloudProject/kubeNodePool:KubeNodePool", "pool-l40s-gra11"),
         ("pulumi:providers:kubernetes", "k8s"),
@@ -296,7 +297,7 @@ def _gov_fr_storage_in_germany(customer: dict[str, Any]) -> None:
         model["weights"]["s3"]["endpoint"] = "https://s3.de.io.cloud.ovh.net"
     customer["network"]["egress"] = [
         {"name": "ovh-s3-de", "host": "s3.de.io.cloud.ovh.net", "cidrs": ["141.95.0.0/16"], "ports": [443]},
-        *(e for e in customer["network"]["egress"] if e["host"].startswith("vault.")),
+        *(e for e in customer["network"]["egress"] if e["host"].startswith(("vault.", "sso.", "redis."))),
     ]
 
 

@@ -267,6 +267,10 @@ def test_kubernetes_version_range() -> None:
                 "sovstack:customer.models[1].weights.s3.endpoint: s3.gra.io.cloud.ovh.net is not declared in network.egress",
                 "sovstack:customer.secrets.externalSecrets.storeEndpoint: vault.fr-par-dc1.sovstack.internal is not "
                 "declared in network.egress",
+                "sovstack:customer.identity.endpoints.jwt.jwksUri: sso.fr-par-dc1.sovstack.internal is not declared "
+                "in network.egress",
+                "sovstack:customer.identity.endpoints.rateLimit.redisUrl: redis.fr-par-dc1.sovstack.internal is not "
+                "declared in network.egress",
             ],
         ),
         (
@@ -510,12 +514,12 @@ def test_prometheus_may_scrape_only_when_a_model_asks_for_a_service_monitor() ->
 def test_a_routes_gateway_namespace_is_let_in(tmp_path: Path) -> None:
 
     source = (Path(__file__).resolve().parents[2] / "stacks" / "Pulumi.gov-fr.yaml").read_text()
-    route = "        route: {hostname: llm.gouv.example, gatewayName: public, gatewayNamespace: edge}\n"
+    # The first model's route moves to a Gateway in a namespace network.gatewayNamespaces does not list.
     stack = tmp_path / "Pulumi.gov-fr.yaml"
     stack.write_text(
         source.replace(
-            "        apiKeySecret: {name: gov-fr-api-key}\n",
-            "        apiKeySecret: {name: gov-fr-api-key}\n" + route,
+            "gatewayName: assistant, gatewayNamespace: gateway}",
+            "gatewayName: public, gatewayNamespace: edge}",
             1,
         )
     )
@@ -530,7 +534,7 @@ def test_a_routes_gateway_namespace_is_let_in(tmp_path: Path) -> None:
         for p in policy["spec"]["ingress"][0]["from"]
     ]
     assert peers == ["gateway", "edge"]
-    assert [o["kind"] for o in objects].count("HTTPRoute") == 1
+    assert [o["kind"] for o in objects].count("HTTPRoute") == 2
 
 
 def test_the_audit_shippers_need_the_api_servers_address() -> None:
@@ -583,3 +587,96 @@ def test_an_expired_version_stops_new_clusters_but_not_refresh_or_destroy(
         load_stack(stack)
     assert [p.path for p in refused.value.problems] == ["sovstack:customer.cluster.kubernetesVersion"]
     assert load_stack(stack, creating=False).composition is not None
+# --- identity -------------------------------------------------------------------------------------------
+
+
+def test_cluster_identity_needs_an_issuer() -> None:
+    problems = problems_of("gov-fr", lambda c: c["identity"].pop("issuerUrl"))
+    assert problems == [
+        "sovstack:customer.identity: issuerUrl: required when cluster or endpoints.jwt is set"
+    ]
+
+
+def test_the_issuers_key_set_must_be_declared_egress() -> None:
+    def drop(customer: dict[str, Any]) -> None:
+        customer["network"]["egress"] = [e for e in customer["network"]["egress"] if e["name"] != "sso-par"]
+
+    assert problems_of("gov-fr", drop) == [
+        "sovstack:customer.identity.endpoints.jwt.jwksUri: sso.fr-par-dc1.sovstack.internal is not declared in "
+        "network.egress"
+    ]
+
+
+def test_the_rate_limit_redis_must_be_declared_egress_unless_in_cluster() -> None:
+    def drop(customer: dict[str, Any]) -> None:
+        customer["network"]["egress"] = [e for e in customer["network"]["egress"] if e["name"] != "redis-par"]
+
+    assert problems_of("gov-fr", drop) == [
+        "sovstack:customer.identity.endpoints.rateLimit.redisUrl: redis.fr-par-dc1.sovstack.internal is not "
+        "declared in network.egress"
+    ]
+
+    def in_cluster(customer: dict[str, Any]) -> None:
+        drop(customer)
+        customer["identity"]["endpoints"]["rateLimit"]["redisUrl"] = "redis.gateway.svc.cluster.local:6379"
+
+    assert problems_of("gov-fr", in_cluster) == []
+
+
+def test_jwt_and_api_keys_together_are_refused() -> None:
+    problems = problems_of(
+        "gov-fr", lambda c: c["identity"]["endpoints"].update(apiKeys={"secret": "gov-fr-clients"})
+    )
+    assert problems == [
+        "sovstack:customer.identity.endpoints: give exactly one of jwt or apiKeys (Envoy Gateway requires every "
+        "configured method to pass)"
+    ]
+
+
+def test_gov_fr_signs_in_through_its_issuer_everywhere() -> None:
+    """The example uses OIDC cluster identity, the three roles, and JWTs with a rate limit at its Gateway."""
+    composition = load_stack(STACKS_DIR / "Pulumi.gov-fr.yaml").composition
+    assert composition.cluster.oidc is not None
+    assert composition.cluster.oidc.issuer_url == "https://sso.fr-par-dc1.sovstack.internal/realms/gov-fr"
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in composition.kubernetes_objects()}
+    assert {
+        ("ClusterRoleBinding", "gov-fr-platform-admins"),
+        ("RoleBinding", "gov-fr-model-operators"),
+        ("ClusterRoleBinding", "gov-fr-auditors"),
+        ("RoleBinding", "gov-fr-audit-bucket-readers"),
+        ("SecurityPolicy", "assistant-identity"),
+        ("BackendTrafficPolicy", "assistant-rate-limit"),
+    } <= kinds
+    # The Gateway's Envoy reaches the issuer's keys; no workload namespace does.
+    assert not [
+        o
+        for o in composition.kubernetes_objects()
+        if o["kind"] == "NetworkPolicy"
+        and o["metadata"]["name"] in ("allow-egress-sso-par", "allow-egress-redis-par")
+    ]
+    values = composition.platform_description.release("envoy-gateway").values  # type: ignore[union-attr]
+    assert values["config"]["envoyGateway"]["rateLimit"] == {
+        "backend": {"type": "Redis", "redis": {"url": "redis.fr-par-dc1.sovstack.internal:6379"}},
+        "failClosed": True,
+    }
+    # The auditors' read-only bucket key and the Bearer value the Gateway injects are synced from the store.
+    synced = {(s.namespace, s.name, s.keys) for s in composition.external_secrets.secrets}  # type: ignore[union-attr]
+    assert ("gov-fr-audit", "audit-s3-readonly", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")) in synced
+    assert ("gov-fr-serving", "gov-fr-api-key-bearer", ("credential",)) in synced
+    # Each route hands vLLM its own key through the filter, once the Gateway has checked the JWT.
+    (route,) = [
+        o
+        for o in composition.kubernetes_objects()
+        if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "gov-fr-mistral-7b"
+    ]
+    assert route["spec"]["rules"][0]["filters"] == [
+        {
+            "type": "ExtensionRef",
+            "extensionRef": {
+                "group": "gateway.envoyproxy.io",
+                "kind": "HTTPRouteFilter",
+                "name": "gov-fr-mistral-7b-upstream-key",
+            },
+        }
+    ]
+    assert ("HTTPRouteFilter", "gov-fr-mistral-7b-upstream-key") in kinds
