@@ -37,6 +37,7 @@ from sovstack.components.kube import is_dns_label
 from sovstack.components.residency import PolicyError
 from sovstack.infra.pipeline import load_stack
 from sovstack.infra.residency_check import evaluate
+from sovstack.infra.stack_schema import modeline
 from sovstack.infra.stackfile import Problem, SpecError, format_loc, stacks_dir
 
 EXIT_RESIDENCY, EXIT_INVALID = 1, 2
@@ -535,6 +536,8 @@ def create_stack(
     variables, chosen = resolve_variables(template, provider, region, values)
     text = render_template(template, name, variables, _command(name, template, chosen))
     folder.mkdir(parents=True, exist_ok=True)
+    # First line: the schema, so an editor's YAML plugin validates the file as it is typed.
+    text = modeline(folder) + text
     # The temporary file does not match `Pulumi.*.yaml`, so no command mistakes it for a stack.
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".new-{name}-", suffix=".tmp")
     tmp = Path(temporary)
