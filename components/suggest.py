@@ -10,11 +10,16 @@ from collections.abc import Iterable
 
 
 def closest(word: str, choices: Iterable[str], limit: int = 1) -> list[str]:
-    """The choices nearest to `word`, ignoring case (difflib's ratio, cut-off 0.6)."""
+    """The choices nearest to `word`, ignoring case (difflib's ratio, cut-off 0.75)."""
     by_folded: dict[str, str] = {}
     for choice in choices:
         by_folded.setdefault(choice.casefold(), choice)
-    found = difflib.get_close_matches(word.casefold(), list(by_folded), n=limit, cutoff=0.6)
+    folded = word.casefold()
+    # A unique prefix (`mistral-small` for `mistral-small-3-1-24b-instruct-2503`) beats a similar spelling.
+    prefixed = [f for f in by_folded if f.startswith(folded)] if folded else []
+    if len(prefixed) == 1:
+        return [by_folded[prefixed[0]]]
+    found = difflib.get_close_matches(folded, list(by_folded), n=limit, cutoff=0.75)
     return [by_folded[f] for f in found]
 
 

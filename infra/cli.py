@@ -522,9 +522,8 @@ def new(
     as_json: JsonOpt = False,
 ) -> None:
     """Create stacks/Pulumi.NAME.yaml from a template, validated before it is written."""
-    from sovstack.infra.newstack import NewStackError, create_stack, list_templates
+    from sovstack.infra.newstack import NewStackError, create_stack
 
-    template = _pick("--template", "template", template, list_templates())
     if provider is not None:
         provider = _pick("--provider", "provider", provider, ("scaleway", "ovh", "talos", "existing"))
     if region is not None and provider is not None:

@@ -35,6 +35,7 @@ from sovstack.components.builders.model_serving_args import serving_defaults
 from sovstack.components.catalog import load_catalog
 from sovstack.components.kube import is_dns_label
 from sovstack.components.residency import PolicyError
+from sovstack.components.suggest import did_you_mean, find_id
 from sovstack.infra.pipeline import load_stack
 from sovstack.infra.residency_check import evaluate
 from sovstack.infra.stack_schema import modeline
@@ -521,12 +522,15 @@ def create_stack(
             ]
         )
     known = list_templates()
-    if template not in known:
+    found = find_id(template, known)
+    if found is None:
         raise NewStackError(
             [
-                f"--template: unknown template {template!r}; known: {', '.join(known) or 'none'} (in {templates_dir()})"
+                f"--template: unknown template {template!r}{did_you_mean(template, known)}; "
+                f"known: {', '.join(known) or 'none'} (in {templates_dir()})"
             ]
         )
+    template = found
     folder = stacks_dir()
     target = folder / f"Pulumi.{name}.yaml"
     if target.exists():

@@ -178,6 +178,7 @@ def compare_plans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
                 change["ignored"] = _ignored(change["path"], ignore)
             protect = bool(r.get("protect") or was.get("protect"))
             modified.append({**brief(r), "protect": protect, "changes": changes})
+    outputs = _input_changes(old.get("outputs", {}), new.get("outputs", {}))
     protected = [m["urn"] for m in modified if m["protect"]] + [r["urn"] for r in removed if r["protect"]]
     return {
         "old": old.get("stack"),
@@ -185,6 +186,7 @@ def compare_plans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         "added": added,
         "removed": removed,
         "modified": modified,
+        "outputs": outputs,
         "protectedChanges": protected,
         "summary": {
             "add": len(added),
@@ -196,6 +198,8 @@ def compare_plans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def _value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # the mock engine hands integers back as floats
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= 120 else text[:117] + "..."
 
@@ -220,6 +224,12 @@ def format_comparison(diff: dict[str, Any], old_file: str) -> str:
                 lines.append(f"       - {c['path']}: {_value(c['old'])}{note}")
             else:
                 lines.append(f"       ~ {c['path']}: {_value(c['old'])} => {_value(c['new'])}{note}")
+    if diff["outputs"]:
+        lines += ["", "Outputs:"]
+        for c in diff["outputs"]:
+            sign = {"add": "+", "remove": "-", "change": "~"}[c["op"]]
+            before = _value(c["old"]) + " => " if "old" in c and "new" in c else ""
+            lines.append(f"    {sign} {c['path']}: {before}{_value(c.get('new', c.get('old')))}")
     add, modify, remove = (diff["summary"][k] for k in ("add", "modify", "remove"))
     if not (diff["added"] or diff["removed"] or diff["modified"]):
         lines.append(" no changes")

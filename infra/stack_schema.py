@@ -75,13 +75,15 @@ def schema_text() -> str:
 
 
 def modeline(stack_folder: Path) -> str:
-    """The first line of a new stack file: the schema, relative to the folder the stack is written to.
+    """The first line of a new stack file: the schema by a path relative to the stack's folder.
 
-    Outside a clone (an installed sovstack) the stacks folder's sibling `schema/` is assumed: write the
-    schema there with `sovstack schema > schema/stack.schema.json`.
+    In this repository, the committed schema; elsewhere (an installed sovstack, `$SOVSTACK_STACKS_DIR`)
+    `../schema/stack.schema.json`, beside the stacks folder: write it there with
+    `sovstack schema > schema/stack.schema.json`.
     """
-    if SCHEMA_FILE.is_file():
-        target = os.path.relpath(SCHEMA_FILE, stack_folder.resolve())
+    folder = stack_folder.resolve()
+    if SCHEMA_FILE.is_file() and folder.is_relative_to(REPO_ROOT):
+        target = Path(os.path.relpath(SCHEMA_FILE, folder)).as_posix()
     else:
         target = "../schema/stack.schema.json"
-    return f"# yaml-language-server: $schema={Path(target).as_posix()}\n"
+    return f"# yaml-language-server: $schema={target}\n"

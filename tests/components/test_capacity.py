@@ -139,11 +139,17 @@ def test_get_model_and_get_gpu_name_the_known_ids() -> None:
     assert model_error.value.args[0] == (
         "unknown model 'gpt-4'; known models: " + ", ".join(sorted(REQUIRED_MODELS))
     )
+    # Ids are case-insensitive, as in every command.
+    assert get_gpu("h100-sxm").id == "H100-SXM"
+    assert get_model(MISTRAL_7B.upper()).id == MISTRAL_7B
     with pytest.raises(KeyError) as gpu_error:
-        get_gpu("h100")
+        get_gpu("TPU")
     assert gpu_error.value.args[0] == (
-        "unknown GPU type 'h100'; known GPU types: A100, B300, H100, H100-SXM, H200, L4, L40S"
+        "unknown GPU type 'TPU'; known GPU types: A100, B300, H100, H100-SXM, H200, L4, L40S"
     )
+    with pytest.raises(KeyError) as close_error:
+        get_gpu("H10")
+    assert close_error.value.args[0].startswith("unknown GPU type 'H10'; did you mean 'H100'?; known GPU")
 
 
 def test_load_models_returns_a_copy_the_caller_may_change() -> None:
