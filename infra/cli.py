@@ -14,11 +14,13 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from sovstack.infra.cli_style import plain_help_types
 from sovstack.infra.stackfile import SpecError
 
 EXIT_OK, EXIT_RESIDENCY, EXIT_INVALID, EXIT_INTERNAL, EXIT_PULUMI = 0, 1, 2, 3, 4
 #: `-h` as well as `--help`, on every command and group.
 HELP = {"help_option_names": ["-h", "--help"]}
+plain_help_types()
 
 app = typer.Typer(
     name="sovstack",

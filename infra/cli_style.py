@@ -55,3 +55,34 @@ def catalog_provider(provider: str) -> str:
     from sovstack.components.catalog import provider_for_backend
 
     return provider_for_backend(provider)
+
+
+#: How a value is written, for options that name no metavar of their own.
+_VALUE_WORDS = {"<int>": "N", "<float>": "NUMBER", "<str>": "TEXT", "<path>": "PATH", "<Path>": "PATH"}
+
+
+def plain_help_types() -> None:
+    """Help that shows values as users write them, not Python types.
+
+    typer 0.29 labels every parameter with its annotation (`<str>`, `<bool>`, `<list[str]>`): a flag
+    takes no value, an argument's name already says what it is, and an option shows its metavar
+    (`--gpu GPU`, `--max-model-len TOKENS`) or a plain word (N, TEXT, PATH).
+    """
+    from typer.core import TyperArgument, TyperOption
+
+    if getattr(TyperOption, "_sovstack_plain", False):
+        return
+    option_type = TyperOption.display_type_rich
+
+    def _option(self: TyperOption, ctx: object) -> str | None:
+        if self.is_flag:
+            return None
+        shown = option_type(self, ctx)  # type: ignore[arg-type]
+        if shown is None or self.metavar is not None:
+            return shown
+        base, dots = (shown[:-3], "...") if shown.endswith("...") else (shown, "")
+        return _VALUE_WORDS.get(base, base.strip("<>").upper()) + dots
+
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign,assignment]
+    TyperOption.display_type_rich = _option  # type: ignore[method-assign,assignment]
+    TyperOption._sovstack_plain = True  # type: ignore[attr-defined]
