@@ -606,6 +606,7 @@ def node_offers(
     for place in catalog.regions:
         if (provider and place.provider != provider) or (region and place.code != region):
             continue
+        candidates: list[tuple[str | None, str, int]]
         if place.is_site:
             kinds = sorted({g for z in place.zones for g in z.gpus})
             candidates = [(None, g, site_gpus_per_node) for g in kinds]

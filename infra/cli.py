@@ -258,7 +258,7 @@ def models(as_json: JsonOpt = False) -> None:
     """List the models of the catalog (components/data/models.yaml): size, context, licence, source."""
     from sovstack.components.capacity import load_models
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "model": m.id,
             "huggingFaceRepo": m.hugging_face_repo,

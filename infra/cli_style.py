@@ -83,6 +83,6 @@ def plain_help_types() -> None:
         base, dots = (shown[:-3], "...") if shown.endswith("...") else (shown, "")
         return _VALUE_WORDS.get(base, base.strip("<>").upper()) + dots
 
-    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign,assignment]
-    TyperOption.display_type_rich = _option  # type: ignore[method-assign,assignment]
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+    TyperOption.display_type_rich = _option  # type: ignore[method-assign]
     TyperOption._sovstack_plain = True  # type: ignore[attr-defined]

@@ -295,3 +295,63 @@ def test_commands_without_the_engine_do_not_import_pulumi() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "no pulumi"
+
+
+# --- capacity answers with what can be bought ----------------------------------------------------------------
+
+
+def test_capacity_by_default_lists_the_node_types_of_the_catalog() -> None:
+    result = invoke(
+        "capacity", "mistral-small-3-1-24b-instruct-2503", "--provider", "scaleway", "--region", "FR-PAR"
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "mistral-small-3-1-24b-instruct-2503: 9 of 13 node types fit"
+    assert lines[1].split() == [
+        "PROVIDER",
+        "REGION",
+        "NODE",
+        "TYPE",
+        "GPUS",
+        "FITS",
+        "TP",
+        "REPLICAS",
+        "HEADROOM",
+    ]
+    assert lines[2].split() == [
+        "scaleway",
+        "fr-par",
+        "H100-2-80G",
+        "2",
+        "x",
+        "H100",
+        "yes",
+        "2",
+        "1",
+        "47.6%",
+    ]
+    assert lines[-1].split()[:7] == ["scaleway", "fr-par", "L4-2-24G", "2", "x", "L4", "no"]
+
+
+def test_capacity_json_of_node_types_and_the_thin_headroom_warning() -> None:
+    result = invoke(
+        "capacity", "mistral-7b-instruct-v0-3", "--provider", "scaleway", "--gpu", "l4", "--region", "fr-par",
+        "--max-model-len", "32768", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["model"] == "mistral-7b-instruct-v0-3"
+    one = next(r for r in payload["nodeTypes"] if r["nodeType"] == "L4-1-24G")
+    assert (one["fits"], one["tensorParallelSize"], one["replicasPerNode"], one["headroomFraction"]) == (
+        True,
+        1,
+        1,
+        0.001,
+    )
+    assert one["warnings"][-1].startswith("headroom 0.1% of the per-GPU budget, under 5%")
+    text = invoke(
+        "capacity", "mistral-7b-instruct-v0-3", "--provider", "scaleway", "--gpu", "L4", "--region", "fr-par",
+        "--max-model-len", "32768",
+    ).stdout.splitlines()  # fmt: skip
+    assert "0.1% !" in next(line for line in text if " L4-1-24G " in line)
+    assert text[-1] == "! headroom under 5% of the per-GPU budget: see --gpu for the arithmetic"
