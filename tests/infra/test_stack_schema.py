@@ -82,3 +82,9 @@ def test_new_stack_starts_with_the_schema_line_and_validates(
     assert text.splitlines()[0] == "# yaml-language-server: $schema=../schema/stack.schema.json"
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(text))
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_example_points_its_editor_at_the_schema(example: str) -> None:
+    first = (STACKS_DIR / f"Pulumi.{example}.yaml").read_text(encoding="utf-8").splitlines()[0]
+    assert first + "\n" == modeline(STACKS_DIR)
