@@ -528,12 +528,19 @@ def new(
 
     if provider is not None:
         provider = _pick("--provider", "provider", provider, ("scaleway", "ovh", "talos", "existing"))
-    if region is not None and provider is not None:
+    if region is not None:
         from sovstack.components.catalog import load_catalog
+        from sovstack.components.suggest import find_id
         from sovstack.infra.cli_style import catalog_provider
 
-        places = [r.code for r in load_catalog().regions if r.provider == catalog_provider(provider)]
-        region = _pick("--region", "region" if provider in ("scaleway", "ovh") else "site", region, places)
+        regions = load_catalog().regions
+        if provider is not None:
+            places = [r.code for r in regions if r.provider == catalog_provider(provider)]
+            region = _pick(
+                "--region", "region" if provider in ("scaleway", "ovh") else "site", region, places
+            )
+        else:  # the template's provider decides; only the spelling is settled here
+            region = find_id(region, [r.code for r in regions]) or region
     try:
         path = create_stack(name, template, provider=provider, region=region, values=set_values or [])
     except NewStackError as err:

@@ -355,3 +355,12 @@ def test_capacity_json_of_node_types_and_the_thin_headroom_warning() -> None:
     ).stdout.splitlines()  # fmt: skip
     assert "0.1% !" in next(line for line in text if " L4-1-24G " in line)
     assert text[-1] == "! headroom under 5% of the per-GPU budget: see --gpu for the arithmetic"
+
+
+def test_new_takes_a_region_in_any_case_without_a_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(tmp_path))
+    result = invoke("new", "acme", "--template", "eu", "--region", "PL-WAW")
+    assert result.exit_code == 0, result.stderr
+    assert "region: pl-waw" in (tmp_path / "Pulumi.acme.yaml").read_text(encoding="utf-8")
