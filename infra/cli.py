@@ -357,7 +357,7 @@ def capacity(
         offers = _node_offers(provider, region, gpu_info.id if gpu_info else None, gpus_per_node)
         rows = plan_offers(info, offers, **options)
     except ValueError as err:
-        _usage(f"sovstack capacity: {err}")
+        _usage(f"sovstack capacity: {_option_names(str(err))}")
     if as_json:
         _emit_json({"model": info.id, "nodeTypes": rows})
     elif rows:
@@ -365,6 +365,21 @@ def capacity(
     if not rows:
         typer.echo("sovstack capacity: no node type matches these filters", err=True)
     raise typer.Exit(EXIT_OK if any(r["fits"] for r in rows) else EXIT_RESIDENCY)
+
+
+#: The planner's argument names, as the capacity command's options are written.
+_CAPACITY_OPTIONS = ("max_model_len", "gpus_per_node", "gpu_memory_utilization", "concurrency")
+
+
+def _option_names(message: str) -> str:
+    """`max_model_len 99 exceeds ...` as `--max-model-len 99 exceeds ...`: the user typed options."""
+    import re
+
+    if message.startswith("unknown dtype "):
+        return "--dtype: " + message
+    for name in _CAPACITY_OPTIONS:
+        message = re.sub(rf"(?<![\w-]){name}\b", "--" + name.replace("_", "-"), message)
+    return message
 
 
 def _node_offers(provider: str | None, region: str | None, gpu: str | None, site_gpus: int) -> list[Any]:

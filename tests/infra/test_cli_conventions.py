@@ -364,3 +364,16 @@ def test_new_takes_a_region_in_any_case_without_a_provider(
     result = invoke("new", "acme", "--template", "eu", "--region", "PL-WAW")
     assert result.exit_code == 0, result.stderr
     assert "region: pl-waw" in (tmp_path / "Pulumi.acme.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--max-model-len", "99999999"), "sovstack capacity: --max-model-len 99999999 exceeds the maximum context of mistral-7b-instruct-v0-3 (32768 tokens)\n"),
+        (("--concurrency", "0"), "sovstack capacity: --concurrency must be at least 1, got 0\n"),
+        (("--dtype", "fp9"), "sovstack capacity: --dtype: unknown dtype 'fp9': expected one of bf16, fp16, fp8, int4-awq, int4-gptq\n"),
+    ],
+)  # fmt: skip
+def test_capacity_errors_name_the_options_typed(options: tuple[str, ...], message: str) -> None:
+    result = invoke("capacity", "mistral-7b-instruct-v0-3", "--gpu", "L4", *options)
+    assert (result.exit_code, result.stderr) == (2, message)
