@@ -161,6 +161,7 @@ def regions(
     from sovstack.infra.cli_style import PROVIDERS, catalog_provider
 
     catalog = load_catalog()
+    typed = (("provider", provider), ("country", country), ("gpu", gpu))
     if provider is not None:
         provider = catalog_provider(_pick("--provider", "provider", provider, PROVIDERS))
     if gpu is not None:
@@ -194,11 +195,7 @@ def regions(
             }
         )
     if not rows:
-        filters = " ".join(
-            f"--{name} {value}"
-            for name, value in (("provider", provider), ("country", country), ("gpu", gpu))
-            if value
-        )
+        filters = " ".join(f"--{name} {value}" for name, value in typed if value)
         typer.echo(f"no region matches {filters}; `sovstack regions` lists them all", err=True)
     if as_json:
         _emit_json(rows)
