@@ -172,8 +172,7 @@ def test_a_filter_matching_nothing_says_so() -> None:
     result = invoke("regions", "--provider", "talos", "--gpu", "A100", "--json")
     assert (result.exit_code, json.loads(result.stdout)) == (0, [])
     assert (
-        result.stderr
-        == "no region matches --provider talos --gpu A100; `sovstack regions` lists them all\n"
+        result.stderr == "no region matches --provider talos --gpu A100; `sovstack regions` lists them all\n"
     )
     capacity = invoke("capacity", "mistral-7b-instruct-v0-3", "--provider", "talos", "--gpu", "A100")
     assert capacity.exit_code == 1
