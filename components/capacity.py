@@ -13,14 +13,19 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from sovstack.components.kube import is_dns_label, load_yaml
+from sovstack.components.suggest import did_you_mean, find_id
+
+if TYPE_CHECKING:
+    from sovstack.components.catalog import Catalog
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -37,6 +42,8 @@ ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN = 32
 #: int4 group quantisation (group size 128) stores an fp16 scale and a 4-bit zero point per group:
 #: 2.5 bytes per 64 bytes of packed weights, about 4 %.
 INT4_QUANTISATION_OVERHEAD = Fraction(4, 100)
+#: Below this share of the per-GPU budget left free, a fitting plan carries a warning.
+HEADROOM_WARNING = 0.05
 #: Tensor-parallel sizes tried, smallest first.
 TENSOR_PARALLEL_CANDIDATES = (1, 2, 4, 8)
 
@@ -184,21 +191,25 @@ def load_gpus() -> dict[str, GpuInfo]:
 
 
 def get_model(model_id: str) -> ModelInfo:
-    """A catalog model; KeyError listing the known ids when `model_id` is not one."""
-    try:
-        return _models()[model_id]
-    except KeyError:
-        raise KeyError(f"unknown model {model_id!r}; known models: {', '.join(sorted(_models()))}") from None
+    """A catalog model, its id matched ignoring case; KeyError listing the known ids (and the closest)."""
+    found = find_id(model_id, _models())
+    if found is None:
+        raise KeyError(
+            f"unknown model {model_id!r}{did_you_mean(model_id, _models())}; "
+            f"known models: {', '.join(sorted(_models()))}"
+        )
+    return _models()[found]
 
 
 def get_gpu(gpu_id: str) -> GpuInfo:
-    """A catalog GPU type; KeyError listing the known ids when `gpu_id` is not one."""
-    try:
-        return _gpus()[gpu_id]
-    except KeyError:
+    """A catalog GPU type, its id matched ignoring case (`h100` is `H100`); KeyError listing the known ids."""
+    found = find_id(gpu_id, _gpus())
+    if found is None:
         raise KeyError(
-            f"unknown GPU type {gpu_id!r}; known GPU types: {', '.join(sorted(_gpus()))}"
-        ) from None
+            f"unknown GPU type {gpu_id!r}{did_you_mean(gpu_id, _gpus())}; "
+            f"known GPU types: {', '.join(sorted(_gpus()))}"
+        )
+    return _gpus()[found]
 
 
 def custom_model(model_id: str, fields: Mapping[str, Any]) -> ModelInfo:
@@ -306,6 +317,9 @@ class CapacityPlan(BaseModel):
     max_concurrency: int | None = Field(
         default=None,
         description="Most sequences of max_model_len that fit at the evaluated TP (0 when not even one).",
+    )
+    headroom_fraction: float | None = Field(
+        default=None, description="(budget - need) / budget per GPU when the model fits; else None."
     )
     explanation: list[str] = Field(description="The arithmetic, one step per line.")
     warnings: list[str] = Field(description="Caveats the figures do not capture.")
@@ -495,8 +509,17 @@ def plan_capacity(
             f"does not fit: at TP {evaluated} each GPU is short by {_fmt_gib(need - budget)}; "
             f"{max_concurrency} sequence(s) of {length:,} tokens would fit at TP {evaluated}"
         )
+    notes = _warnings(model, gpu, length, evaluated)
+    headroom = (budget - need) / budget if chosen is not None else None
+    if headroom is not None and headroom < HEADROOM_WARNING:
+        notes.append(
+            f"headroom {headroom:.1%} of the per-GPU budget, under {HEADROOM_WARNING:.0%}: a longer "
+            "batch, a larger CUDA graph or a vLLM upgrade may not fit; lower concurrency or "
+            "max_model_len, or take the next tensor-parallel size"
+        )
     return CapacityPlan(
         **common,
+        headroom_fraction=None if headroom is None else round(headroom, 4),
         fits=chosen is not None,
         tensor_parallel_size=chosen,
         evaluated_tensor_parallel_size=evaluated,
@@ -509,7 +532,7 @@ def plan_capacity(
         shortfall_per_gpu_gib=None if chosen is not None else _gib(need - budget),
         max_concurrency=max_concurrency,
         explanation=lines,
-        warnings=_warnings(model, gpu, length, evaluated),
+        warnings=notes,
     )
 
 
@@ -545,10 +568,110 @@ def format_plan(plan: CapacityPlan) -> str:
         out += [f"    {label:<16}{value:>10.2f} GiB" for label, value in rows if value is not None]
         if plan.shortfall_per_gpu_gib is not None:
             out.append(f"    {'shortfall':<16}{plan.shortfall_per_gpu_gib:>10.2f} GiB")
+        if plan.headroom_fraction is not None:
+            out.append(f"    {'headroom':<16}{plan.headroom_fraction:>10.1%}")
         out.append(f"  max concurrency at TP {plan.evaluated_tensor_parallel_size}: {plan.max_concurrency}")
     out.append("  arithmetic:")
     out += [f"    - {line}" for line in plan.explanation]
     if plan.warnings:
         out.append("  warnings:")
         out += [f"    - {line}" for line in plan.warnings]
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------ what can be bought
+@dataclass(frozen=True)
+class NodeOffer:
+    """A node one can order: a provider's node type in a region whose zones offer its GPU, or a GPU type
+    at one of the operator's sites (no node types there: `gpus` is the assumed GPUs per node)."""
+
+    provider: str
+    region: str
+    node_type: str | None
+    gpu: str
+    gpus: int
+    zones: tuple[str, ...]
+
+
+def node_offers(
+    catalog: Catalog,
+    *,
+    provider: str | None = None,
+    region: str | None = None,
+    gpu: str | None = None,
+    site_gpus_per_node: int = 8,
+) -> list[NodeOffer]:
+    """Every node type the catalog offers (per provider, region and GPU count), filtered; catalog order."""
+    offers: list[NodeOffer] = []
+    for place in catalog.regions:
+        if (provider and place.provider != provider) or (region and place.code != region):
+            continue
+        candidates: list[tuple[str | None, str, int]]
+        if place.is_site:
+            kinds = sorted({g for z in place.zones for g in z.gpus})
+            candidates = [(None, g, site_gpus_per_node) for g in kinds]
+        else:
+            node_types = catalog.providers[place.provider].node_types
+            candidates = [(n.name, n.gpu, n.gpus) for n in node_types if n.gpu and n.gpus]
+        for name, gpu_id, count in candidates:
+            if gpu and gpu_id != gpu:
+                continue
+            zones = tuple(z.code for z in place.zones if gpu_id in z.gpus)
+            if zones:
+                offers.append(NodeOffer(place.provider, place.code, name, str(gpu_id), count, zones))
+    return offers
+
+
+def plan_offers(model: ModelInfo, offers: list[NodeOffer], **options: Any) -> list[dict[str, Any]]:
+    """`plan_capacity` of `model` on each offer's node (TP within the node), as JSON-able rows."""
+    rows: list[dict[str, Any]] = []
+    for offer in offers:
+        plan = plan_capacity(model, get_gpu(offer.gpu), gpus_per_node=offer.gpus, **options)
+        tp = plan.tensor_parallel_size
+        rows.append(
+            {
+                "provider": offer.provider,
+                "region": offer.region,
+                "zones": list(offer.zones),
+                "nodeType": offer.node_type,
+                "gpu": offer.gpu,
+                "gpusPerNode": offer.gpus,
+                "fits": plan.fits,
+                "tensorParallelSize": tp,
+                "replicasPerNode": offer.gpus // tp if tp else 0,
+                "maxConcurrency": plan.max_concurrency,
+                "headroomFraction": plan.headroom_fraction,
+                "shortfallPerGpuGib": plan.shortfall_per_gpu_gib,
+                "warnings": plan.warnings,
+            }
+        )
+    return rows
+
+
+def format_offers(model_id: str, rows: list[dict[str, Any]]) -> str:
+    """The offers as a table: fitting node types first (fewest GPUs), then the others."""
+    ordered = sorted(rows, key=lambda r: (not r["fits"], r["gpusPerNode"], r["provider"], r["region"]))
+    out = [
+        f"{model_id}: {sum(r['fits'] for r in rows)} of {len(rows)} node types fit",
+        f"{'PROVIDER':<9} {'REGION':<13} {'NODE TYPE':<16} {'GPUS':<13} {'FITS':<5} {'TP':>2} "
+        f"{'REPLICAS':>8} {'HEADROOM':>8}",
+    ]
+    for r in ordered:
+        node = r["nodeType"] or "(site)"
+        gpus = f"{r['gpusPerNode']} x {r['gpu']}"
+        if r["fits"]:
+            verdict, tp, replicas = "yes", str(r["tensorParallelSize"]), str(r["replicasPerNode"])
+            headroom = f"{r['headroomFraction']:.1%}"
+            if r["headroomFraction"] < HEADROOM_WARNING:
+                headroom += " !"
+        else:
+            verdict, tp, replicas, headroom = "no", "-", "-", f"-{r['shortfallPerGpuGib']:.1f}GiB"
+        out.append(
+            f"{r['provider']:<9} {r['region']:<13} {node:<16} {gpus:<13} {verdict:<5} {tp:>2} "
+            f"{replicas:>8} {headroom:>8}"
+        )
+    if any(r["fits"] and r["headroomFraction"] < HEADROOM_WARNING for r in rows):
+        out.append(
+            f"! headroom under {HEADROOM_WARNING:.0%} of the per-GPU budget: see --gpu for the arithmetic"
+        )
     return "\n".join(out)

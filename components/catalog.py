@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sovstack.components.kube import load_yaml
+from sovstack.components.suggest import did_you_mean
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -157,7 +158,8 @@ class Catalog:
             return self.providers[code]
         except KeyError:
             raise CatalogError(
-                f"unknown provider {code!r}; known: {', '.join(sorted(self.providers))}"
+                f"unknown provider {code!r}{did_you_mean(code, self.providers)}; "
+                f"known: {', '.join(sorted(self.providers))}"
             ) from None
 
     def region(self, provider: str, code: str) -> Region:
@@ -166,7 +168,9 @@ class Catalog:
         if found is None:
             known = sorted(r.code for r in self.regions if r.provider == provider)
             what = "site" if provider == OPERATOR else f"{provider} region"
-            raise CatalogError(f"unknown {what} {code!r}; known: {', '.join(known) or 'none'}")
+            raise CatalogError(
+                f"unknown {what} {code!r}{did_you_mean(code, known)}; known: {', '.join(known) or 'none'}"
+            )
         return found
 
     def regions_of(self, provider: str) -> list[Region]:

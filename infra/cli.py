@@ -15,9 +15,13 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from sovstack.infra.cli_style import plain_help_types
 from sovstack.infra.stackfile import SpecError
 
 EXIT_OK, EXIT_RESIDENCY, EXIT_INVALID, EXIT_INTERNAL, EXIT_PULUMI = 0, 1, 2, 3, 4
+#: `-h` as well as `--help`, on every command and group.
+HELP = {"help_option_names": ["-h", "--help"]}
+plain_help_types()
 
 app = typer.Typer(
     name="sovstack",
@@ -25,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=HELP,
 )
 
 
@@ -48,8 +53,10 @@ def _main(
     """Sovereign AI hosting stacks: validate, plan, render and report, per customer."""
 
 
-StackArg = Annotated[str, typer.Argument(help="Stack name under stacks/ or a path to a stack file.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+StackArg = Annotated[
+    str, typer.Argument(metavar="STACK", help="Stack name under stacks/ or a path to a stack file.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON on stdout).")]
 
 
 def _emit_json(payload: Any) -> None:
@@ -65,13 +72,31 @@ def _fail_spec(err: SpecError, as_json: bool) -> NoReturn:
     raise typer.Exit(EXIT_INVALID)
 
 
-@app.command()
+def _usage(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _pick(option: str, what: str, value: str, known: Any) -> str:
+    """A catalog id as the catalog spells it (case-insensitive), or exit 2 with "did you mean"."""
+    from sovstack.infra.cli_style import LookupFailed, pick
+
+    try:
+        return pick(option, what, value, known)
+    except LookupFailed as err:
+        _usage(str(err))
+
+
+@app.command(epilog="Example: sovstack validate gov-fr industrial-eu --verbose")
 def validate(
-    stacks: Annotated[list[str], typer.Argument(help="Stack names or stack files (several allowed).")],
+    stacks: Annotated[
+        list[str], typer.Argument(metavar="STACK...", help="Stack names or stack files (several allowed).")
+    ],
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list passing findings.")] = False,
 ) -> None:
     """Check stacks against the spec, the catalogs and their residency policy."""
+    from sovstack.infra.cli_style import paint
     from sovstack.infra.validation import validate_stack
 
     results = [validate_stack(ref) for ref in stacks]
@@ -86,35 +111,63 @@ def validate(
         for finding in result.findings:
             if verbose or not finding.passed:
                 stream = not finding.passed
-                typer.echo(finding.line(result.file), err=stream)
+                line = finding.line(result.file)
+                if not finding.passed:
+                    line = line.replace("[FAIL]", paint("[FAIL]", "red", err=True), 1)
+                typer.echo(line, err=stream)
         if result.exit_code == EXIT_OK:
             passed = sum(f.passed for f in result.findings)
             typer.echo(
-                f"{result.file}: valid ({passed} residency checks passed, policy {result.policy_label})"
+                f"{result.file}: {paint('valid', 'green')} ({passed} residency checks passed, "
+                f"policy {result.policy_label})"
             )
         elif result.exit_code == EXIT_RESIDENCY:
             failed = sum(not f.passed for f in result.findings)
-            typer.echo(f"{result.file}: {failed} residency rule(s) broken", err=True)
+            typer.echo(
+                f"{result.file}: {paint(f'{failed} residency rule(s) broken', 'red', err=True)}", err=True
+            )
+    if len(results) > 1:
+        valid = sum(r.exit_code == EXIT_OK for r in results)
+        broken = sum(r.exit_code == EXIT_RESIDENCY for r in results)
+        invalid = len(results) - valid - broken
+        summary = (
+            f"{len(results)} stacks: {valid} valid, {broken} breaking residency rules, {invalid} invalid"
+        )
+        typer.echo(
+            paint(summary, "green" if code == EXIT_OK else "red", err=code != EXIT_OK), err=code != EXIT_OK
+        )
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(epilog="Example: sovstack regions --gpu h100 --country fr")
 def regions(
-    provider: Annotated[str | None, typer.Option(help="scaleway, ovh or operator (own sites).")] = None,
-    country: Annotated[str | None, typer.Option(help="ISO 3166 alpha-2 country, e.g. FR.")] = None,
-    gpu: Annotated[str | None, typer.Option(help="GPU id, e.g. H100 (H100 also matches H100-SXM).")] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PROVIDER",
+            help="scaleway, ovh, talos, existing or operator (talos and existing run at the operator's sites).",
+        ),
+    ] = None,
+    country: Annotated[
+        str | None, typer.Option(metavar="CC", help="ISO 3166 alpha-2 country, e.g. FR.")
+    ] = None,
+    gpu: Annotated[
+        str | None, typer.Option(metavar="GPU", help="GPU id, e.g. H100 (H100 also matches H100-SXM).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the regions and sites of the catalog, optionally filtered."""
+    from sovstack.components.capacity import load_gpus
     from sovstack.components.catalog import load_catalog
+    from sovstack.infra.cli_style import PROVIDERS, catalog_provider
 
     catalog = load_catalog()
-    if provider is not None and provider not in catalog.providers:
-        typer.echo(
-            f"--provider: unknown provider {provider!r}; known: {', '.join(sorted(catalog.providers))}",
-            err=True,
-        )
-        raise typer.Exit(EXIT_INVALID)
+    typed = (("provider", provider), ("country", country), ("gpu", gpu))
+    if provider is not None:
+        provider = catalog_provider(_pick("--provider", "provider", provider, PROVIDERS))
+    if gpu is not None:
+        families = set(load_gpus()) | {g.split("-", 1)[0] for g in load_gpus()}
+        gpu = _pick("--gpu", "GPU type", gpu, families)
 
     def offers(gpus: tuple[str, ...]) -> bool:
         return gpu is None or any(
@@ -142,11 +195,13 @@ def regions(
                 "source": region.source,
             }
         )
+    if not rows:
+        filters = " ".join(f"--{name} {value}" for name, value in typed if value)
+        typer.echo(f"no region matches {filters}; `sovstack regions` lists them all", err=True)
     if as_json:
         _emit_json(rows)
         return
     if not rows:
-        typer.echo("no region matches", err=True)
         return
     header = f"{'PROVIDER':<9} {'REGION':<13} {'CITY':<12} {'CC':<3} {'LAW':<6} ZONES (GPUs)"
     typer.echo(header)
@@ -158,80 +213,246 @@ def regions(
         )
 
 
-@app.command()
-def schema() -> None:
-    """Print the customer spec's JSON Schema (point your editor's YAML plugin at it)."""
-    from sovstack.infra.spec import CustomerSpec
-
-    document = CustomerSpec.model_json_schema(by_alias=True)
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "sovstack customer spec (config.sovstack:customer)"
-    _emit_json(document)
-
-
-@app.command()
-def capacity(
-    model: Annotated[str, typer.Argument(help="Model id from the catalog (see docs/capacity.md).")],
-    gpu: Annotated[str, typer.Option("--gpu", help="GPU id: H100, H100-SXM, H200, L4, L40S, A100, B300.")],
-    dtype: Annotated[str, typer.Option(help="bf16, fp16, fp8, int4-awq or int4-gptq.")] = "bf16",
-    max_model_len: Annotated[int | None, typer.Option(help="Longest sequence, tokens.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Concurrent sequences per replica.")] = 1,
-    gpus_per_node: Annotated[int, typer.Option(help="GPUs in one node (TP stays within it).")] = 8,
-    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM's share of GPU memory.")] = 0.9,
+@app.command(epilog="Example: sovstack schema > schema/stack.schema.json   (or: sovstack schema --customer)")
+def schema(
+    customer: Annotated[
+        bool,
+        typer.Option("--customer", help="Only the customer spec (the value of config.sovstack:customer)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Does MODEL fit GPU? The smallest tensor-parallel size, with the arithmetic."""
-    from sovstack.components.capacity import format_plan, get_gpu, get_model, plan_capacity
+    """Print the JSON Schema of a stack file (stacks/Pulumi.NAME.yaml), for your editor's YAML plugin.
+    The schema is JSON whether or not --json is given."""
+    from sovstack.infra.stack_schema import customer_schema, stack_schema
+
+    _emit_json(customer_schema() if customer else stack_schema())
+
+
+@app.command(epilog="Example: sovstack templates --json")
+def templates(as_json: JsonOpt = False) -> None:
+    """List the templates `sovstack new` takes, with their residency profile and places."""
+    from sovstack.infra.newstack import NewStackError, list_templates, load_template, templates_dir
+
+    rows = []
+    try:
+        for name in list_templates():
+            template = load_template(name)
+            rows.append({"template": name, "profile": template.profile, "places": sorted(template.places)})
+    except NewStackError as err:
+        _usage("\n".join(err.lines))
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        typer.echo(f"no templates in {templates_dir()}", err=True)
+        return
+    typer.echo(f"{'TEMPLATE':<14} {'PROFILE':<14} PLACES (provider/region, site/NAME for talos and existing)")
+    for row in rows:
+        typer.echo(f"{row['template']:<14} {row['profile']:<14} {', '.join(row['places'])}")
+
+
+@app.command(epilog="Example: sovstack models --json")
+def models(as_json: JsonOpt = False) -> None:
+    """List the models of the catalog (components/data/models.yaml): size, context, licence, source."""
+    from sovstack.components.capacity import load_models
+
+    rows: list[dict[str, Any]] = [
+        {
+            "model": m.id,
+            "huggingFaceRepo": m.hugging_face_repo,
+            "parametersTotal": m.parameters_total,
+            "parametersActive": m.parameters_active,
+            "maxContext": m.max_context,
+            "licence": m.licence,
+            "source": m.source,
+        }
+        for m in sorted(load_models().values(), key=lambda m: m.id)
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    typer.echo(f"{'MODEL':<42} {'PARAMS':>7} {'CONTEXT':>8}  {'LICENCE':<20} HUGGING FACE")
+    for row in rows:
+        params = f"{row['parametersTotal'] / 1e9:.1f}B"
+        typer.echo(
+            f"{row['model']:<42} {params:>7} {row['maxContext']:>8}  {row['licence']:<20} {row['huggingFaceRepo']}"
+        )
+
+
+@app.command(
+    epilog="Example: sovstack capacity mistral-small-3-1-24b-instruct-2503 --provider scaleway   "
+    "(or, for the arithmetic on one GPU type: --gpu h100)"
+)
+def capacity(
+    model: Annotated[
+        str, typer.Argument(metavar="MODEL", help="Model id from the catalog (`sovstack models`).")
+    ],
+    gpu: Annotated[
+        str | None,
+        typer.Option(
+            "--gpu",
+            metavar="GPU",
+            help="GPU id: H100, H100-SXM, H200, L4, L40S, A100, B300. Alone: the arithmetic on that GPU "
+            "type; with --provider or --region: a filter on the node types.",
+        ),
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option(metavar="PROVIDER", help="Only node types of this provider.")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(metavar="REGION", help="Only node types in this region or site.")
+    ] = None,
+    dtype: Annotated[
+        str, typer.Option(metavar="DTYPE", help="bf16, fp16, fp8, int4-awq or int4-gptq.")
+    ] = "bf16",
+    max_model_len: Annotated[
+        int | None, typer.Option(metavar="TOKENS", help="Longest sequence, tokens.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(metavar="N", help="Concurrent sequences per replica.")] = 1,
+    gpus_per_node: Annotated[
+        int,
+        typer.Option(
+            metavar="N", help="GPUs in one node (TP stays within it); with --gpu, or at the operator's sites."
+        ),
+    ] = 8,
+    gpu_memory_utilization: Annotated[
+        float, typer.Option(metavar="FRACTION", help="vLLM's share of GPU memory, e.g. 0.9.")
+    ] = 0.9,
+    as_json: JsonOpt = False,
+) -> None:
+    """Does MODEL fit, and on which node types? By default: every node type the catalog offers (per
+    provider, region and GPU count), with tensor-parallel size, replicas per node and headroom. With
+    --gpu alone: the smallest tensor-parallel size on that GPU type, with the arithmetic."""
+    from sovstack.components.capacity import (
+        format_offers,
+        format_plan,
+        get_gpu,
+        get_model,
+        plan_capacity,
+        plan_offers,
+    )
 
     try:
-        plan = plan_capacity(
-            get_model(model),
-            get_gpu(gpu),
-            dtype=dtype,
-            max_model_len=max_model_len,
-            concurrency=concurrency,
-            gpus_per_node=gpus_per_node,
-            gpu_memory_utilization=gpu_memory_utilization,
-        )
+        info = get_model(model)
+        gpu_info = get_gpu(gpu) if gpu is not None else None
     except KeyError as err:
-        typer.echo(f"sovstack capacity: {err.args[0]}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        option = "MODEL" if "model" in err.args[0].split("'")[0] else "--gpu"
+        _usage(f"sovstack capacity: {option}: {err.args[0]}")
+    options: dict[str, Any] = {
+        "dtype": dtype,
+        "max_model_len": max_model_len,
+        "concurrency": concurrency,
+        "gpu_memory_utilization": gpu_memory_utilization,
+    }
+    try:
+        if gpu_info is not None and provider is None and region is None:
+            result = plan_capacity(info, gpu_info, gpus_per_node=gpus_per_node, **options)
+            if as_json:
+                _emit_json(result.to_dict())
+            else:
+                typer.echo(format_plan(result))
+            raise typer.Exit(EXIT_OK if result.fits else EXIT_RESIDENCY)
+        offers = _node_offers(provider, region, gpu_info.id if gpu_info else None, gpus_per_node)
+        rows = plan_offers(info, offers, **options)
     except ValueError as err:
-        typer.echo(f"sovstack capacity: {err}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
+        _usage(f"sovstack capacity: {_option_names(str(err))}")
     if as_json:
-        _emit_json(plan.to_dict())
-    else:
-        typer.echo(format_plan(plan))
-    raise typer.Exit(EXIT_OK if plan.fits else EXIT_RESIDENCY)
+        _emit_json({"model": info.id, "nodeTypes": rows})
+    elif rows:
+        typer.echo(format_offers(info.id, rows))
+    if not rows:
+        typer.echo("sovstack capacity: no node type matches these filters", err=True)
+    raise typer.Exit(EXIT_OK if any(r["fits"] for r in rows) else EXIT_RESIDENCY)
 
 
-@app.command()
-def plan(stack: StackArg, as_json: JsonOpt = False) -> None:
+#: The planner's argument names, as the capacity command's options are written.
+_CAPACITY_OPTIONS = ("max_model_len", "gpus_per_node", "gpu_memory_utilization", "concurrency")
+
+
+def _option_names(message: str) -> str:
+    """`max_model_len 99 exceeds ...` as `--max-model-len 99 exceeds ...`: the user typed options."""
+    import re
+
+    if message.startswith("unknown dtype "):
+        return "--dtype: " + message
+    for name in _CAPACITY_OPTIONS:
+        message = re.sub(rf"(?<![\w-]){name}\b", "--" + name.replace("_", "-"), message)
+    return message
+
+
+def _node_offers(provider: str | None, region: str | None, gpu: str | None, site_gpus: int) -> list[Any]:
+    from sovstack.components.capacity import node_offers
+    from sovstack.components.catalog import load_catalog
+    from sovstack.infra.cli_style import PROVIDERS, catalog_provider
+
+    catalog = load_catalog()
+    if provider is not None:
+        provider = catalog_provider(_pick("--provider", "provider", provider, PROVIDERS))
+    if region is not None:
+        places = [r.code for r in catalog.regions if provider is None or r.provider == provider]
+        region = _pick("--region", "region", region, places)
+    return node_offers(catalog, provider=provider, region=region, gpu=gpu, site_gpus_per_node=site_gpus)
+
+
+@app.command(
+    epilog="Example: sovstack plan gov-fr --json > main.json; (edit the stack) sovstack plan gov-fr --compare main.json"
+)
+def plan(
+    stack: StackArg,
+    as_json: JsonOpt = False,
+    show_inputs: Annotated[
+        bool, typer.Option("--show-inputs", help="Print every resource's inputs in full.")
+    ] = False,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            metavar="OLD.json",
+            help="A previous `plan --json` (e.g. from the main branch): print what this plan adds, "
+            "removes and modifies, input path by input path.",
+        ),
+    ] = None,
+) -> None:
     """Run the Pulumi program under Pulumi's mock engine, offline: every resource `pulumi up` would
-    register, with its inputs, parent, provider and options. A mock run: it cannot show what only the
-    provider knows (updates versus replacements, provider-side defaults and diffs, server-side
-    admission); `sovstack preview STACK` runs the real engine for that."""
+    register, as a tree under its components, with protect and ignoreChanges markers. A mock run: it
+    cannot show what only the provider knows (updates versus replacements, provider-side defaults and
+    diffs, server-side admission); `sovstack preview STACK` runs the real engine for that."""
     from sovstack.infra.pipeline import load_stack
 
+    old: dict[str, Any] | None = None
+    if compare is not None:
+        from sovstack.infra.plan_view import read_plan_json
+
+        try:
+            old = read_plan_json(compare)
+        except ValueError as err:
+            _usage(f"--compare: {err}")
     try:
         loaded = load_stack(stack)
     except SpecError as err:
         _fail_spec(err, as_json)
-    from sovstack.infra.plan import PlanError, format_plan, run_plan
+    from sovstack.infra.plan import PlanError, run_plan
+    from sovstack.infra.plan_view import compare_plans, format_comparison, format_tree
 
     try:
         result = run_plan(loaded)
     except PlanError as err:
         typer.echo(f"{loaded.path}: {err}", err=True)
         raise typer.Exit(err.exit_code) from None
+    if old is not None:
+        diff = compare_plans(old, result.to_dict())
+        if as_json:
+            _emit_json(diff)
+        else:
+            typer.echo(format_comparison(diff, str(compare)), nl=False)
+        return
     if as_json:
         _emit_json(result.to_dict())
     else:
-        typer.echo(format_plan(result))
+        typer.echo(format_tree(result.to_dict(), show_inputs=show_inputs), nl=False)
 
 
-@app.command()
+@app.command(epilog="Example: sovstack render gov-fr --out build/gov-fr   (or: sovstack render --all)")
 def render(
     stack: Annotated[str | None, typer.Argument(help="Stack name or file; omit with --all.")] = None,
     out: Annotated[
@@ -263,10 +484,13 @@ def render(
     raise typer.Exit(render_mod.render_one_cli(stack, out, git, force=force))
 
 
-@app.command()
+@app.command(epilog="Example: sovstack report gov-fr --format html > gov-fr.html")
 def report(
     stack: StackArg,
-    format: Annotated[str, typer.Option("--format", help="md, json or html.")] = "md",
+    format: Annotated[
+        str, typer.Option("--format", metavar="md|json|html", help="md (default), json or html.")
+    ] = "md",
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     bundle: Annotated[
         Path | None,
         typer.Option(
@@ -286,20 +510,28 @@ def report(
     ] = "operator",
 ) -> None:
     """Print the residency report of a stack: every finding and where everything lives. Its time is
-    $SOURCE_DATE_EPOCH when set (reproducible output), its commit $SOVSTACK_GIT_COMMIT or git's HEAD."""
+    $SOURCE_DATE_EPOCH when set, else the time of the commit it names ($SOVSTACK_GIT_COMMIT or git's HEAD)."""
     from sovstack.infra.pipeline import load_stack
     from sovstack.infra.report import ProvenanceError, build_report, render_report
 
+    format = format.lower()
+    if as_json:
+        if format not in ("md", "json"):
+            _usage(f"--json contradicts --format {format}; give one")
+        format = "json"
     if format not in ("md", "json", "html"):
-        typer.echo(f"--format: {format!r} is not one of md, json, html", err=True)
-        raise typer.Exit(EXIT_INVALID)
+        from sovstack.components.suggest import did_you_mean
+
+        _usage(
+            f"--format: {format!r} is not one of md, json, html{did_you_mean(format, ('md', 'json', 'html'))}"
+        )
     if sign_key is not None and bundle is None:
         typer.echo("--sign-key: only with --bundle", err=True)
         raise typer.Exit(EXIT_INVALID)
     try:
         loaded = load_stack(stack)
     except SpecError as err:
-        _fail_spec(err, False)
+        _fail_spec(err, format == "json")
     try:
         if bundle is not None:
             data = _write_bundle(loaded, bundle, sign_key, signer)
@@ -344,31 +576,64 @@ def _write_bundle(loaded: Any, out: Path, sign_key: Path | None, signer: str) ->
     return data
 
 
-@app.command()
+@app.command(epilog="Example: sovstack new acme --template fr-sovereign --provider ovh --region gra11")
 def new(
-    name: Annotated[str, typer.Argument(help="The new customer's name (a DNS label).")],
-    template: Annotated[str, typer.Option(help="Template under stacks/templates/ (e.g. eu, fr-sovereign).")],
-    provider: Annotated[str | None, typer.Option(help="Override the template's provider.")] = None,
-    region: Annotated[str | None, typer.Option(help="Override the template's region or site.")] = None,
-    set_values: Annotated[
-        list[str] | None, typer.Option("--set", help="key=value template variable.")
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The new customer's name (a DNS label).")],
+    template: Annotated[
+        str,
+        typer.Option(
+            metavar="TEMPLATE", help="Template under stacks/templates/ (`sovstack templates` lists them)."
+        ),
+    ],
+    provider: Annotated[
+        str | None,
+        typer.Option(metavar="PROVIDER", help="scaleway, ovh, talos or existing: override the template's."),
     ] = None,
+    region: Annotated[
+        str | None, typer.Option(metavar="REGION", help="Override the template's region or site.")
+    ] = None,
+    set_values: Annotated[
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="A template variable (repeatable).")
+    ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create stacks/Pulumi.NAME.yaml from a template, validated before it is written."""
     from sovstack.infra.newstack import NewStackError, create_stack
 
+    if provider is not None:
+        provider = _pick("--provider", "provider", provider, ("scaleway", "ovh", "talos", "existing"))
+    if region is not None:
+        from sovstack.components.catalog import load_catalog
+        from sovstack.components.suggest import find_id
+        from sovstack.infra.cli_style import catalog_provider
+
+        regions = load_catalog().regions
+        if provider is not None:
+            places = [r.code for r in regions if r.provider == catalog_provider(provider)]
+            region = _pick(
+                "--region", "region" if provider in ("scaleway", "ovh") else "site", region, places
+            )
+        else:  # the template's provider decides; only the spelling is settled here
+            region = find_id(region, [r.code for r in regions]) or region
     try:
         path = create_stack(name, template, provider=provider, region=region, values=set_values or [])
     except NewStackError as err:
         for line in err.lines:
             typer.echo(line, err=True)
         raise typer.Exit(err.exit_code) from None
+    steps = [
+        f"sovstack validate {name}",
+        f"sovstack plan {name}",
+        f"pulumi stack init {name}   # with your in-region backend: see docs/quickstart.md",
+        f"pulumi up --stack {name}",
+    ]
+    if as_json:
+        _emit_json({"created": str(path), "next": steps})
+        return
     typer.echo(f"created {path}")
     typer.echo("next:")
-    typer.echo(f"  sovstack validate {name}")
-    typer.echo(f"  sovstack plan {name}")
-    typer.echo(f"  pulumi stack init {name}   # with your in-region backend: see docs/quickstart.md")
-    typer.echo(f"  pulumi up --stack {name}")
+    for step in steps:
+        typer.echo(f"  {step}")
 
 
 def _deploy(stack: str, operation: str, **options: Any) -> None:
@@ -411,7 +676,7 @@ NoPackOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(epilog="Example: sovstack preview gov-fr --expect-no-changes")
 def preview(
     stack: StackArg,
     expect_no_changes: Annotated[
@@ -425,13 +690,13 @@ def preview(
     )
 
 
-@app.command()
+@app.command(epilog="Example: sovstack up gov-fr")
 def up(stack: StackArg, no_policy_pack: NoPackOpt = False) -> None:
     """`pulumi up` of STACK, the same way as `preview`: the backend, secrets and policy the spec declares."""
     _deploy(stack, "up", policy_pack=None if no_policy_pack else _pack())
 
 
-@app.command()
+@app.command(epilog="Example: sovstack refresh gov-fr --expect-no-changes")
 def refresh(
     stack: StackArg,
     expect_no_changes: Annotated[
@@ -442,7 +707,7 @@ def refresh(
     _deploy(stack, "refresh", expect_no_changes=expect_no_changes)
 
 
-@app.command()
+@app.command(epilog="Example: sovstack destroy gov-fr")
 def destroy(stack: StackArg) -> None:
     """Tear STACK down, keeping what is protected (the audit bucket, the cluster), and list what was kept."""
     _deploy(stack, "destroy", exclude_protected=True)
@@ -456,12 +721,14 @@ def _pack() -> str:
 
 # --- sovstack weights: pin model weights like images (infra/weights.py) -----------------------------------
 weights_app = typer.Typer(
-    help="Pin model weights like images: a manifest of sha256 per file.", no_args_is_help=True
+    help="Pin model weights like images: a manifest of sha256 per file.",
+    no_args_is_help=True,
+    context_settings=HELP,
 )
 app.add_typer(weights_app, name="weights")
 
 
-@weights_app.command("manifest")
+@weights_app.command("manifest", epilog="Example: sovstack weights manifest ./weights/mistral-7b --out -")
 def weights_manifest(
     source: Annotated[
         str, typer.Argument(help="A weights directory, or s3://bucket/prefix with --endpoint.")
@@ -490,6 +757,7 @@ audit_app = typer.Typer(
     help="Read a stack's audit bucket: query inference records, verify it is write-once. Read-only keys "
     "from SOVSTACK_AUDIT_ACCESS_KEY_ID / SOVSTACK_AUDIT_SECRET_ACCESS_KEY (else AWS_*).",
     no_args_is_help=True,
+    context_settings=HELP,
 )
 app.add_typer(audit_app, name="audit")
 AuditEndpointOpt = Annotated[
@@ -497,7 +765,7 @@ AuditEndpointOpt = Annotated[
 ]
 
 
-@audit_app.command("query")
+@audit_app.command("query", epilog="Example: sovstack audit query gov-fr --since 7d --model mistral --json")
 def audit_query(
     stack: StackArg,
     since: Annotated[
@@ -525,7 +793,7 @@ def audit_query(
     )  # fmt: skip
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", epilog="Example: sovstack audit verify gov-fr")
 def audit_verify(stack: StackArg, endpoint: AuditEndpointOpt = None, as_json: JsonOpt = False) -> None:
     """Check the live bucket: versioning, object lock, COMPLIANCE retention of at least the stack's days."""
     from sovstack.infra.audit_query import audit_verify_cli

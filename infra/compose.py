@@ -605,6 +605,44 @@ def _to_spec_path(component_path: str) -> Loc:
     return tuple(loc)
 
 
+#: Component args fields (by args class) and the spec fields they are built from, longest prefix first:
+#: a component refusing its args must name what the user wrote, never the args' internal names.
+ARGS_TO_SPEC: dict[str, list[tuple[str, Loc]]] = {
+    "NetworkIsolationArgs": [
+        ("allow_kubernetes_api.cidrs", ("network", "apiServerCidrs")),
+        ("allow_kubernetes_api", ("network", "apiServerCidrs")),
+        ("ingress_cidrs", ("network", "ingressCidrs")),
+        ("egress", ("network", "egress")),
+        ("cilium_fqdn_policies", ("network", "ciliumFqdnPolicies")),
+        ("public_endpoint", ("network", "publicEndpoint")),
+        ("cni", ("network", "cni")),
+    ],
+}
+#: Args lists copied item for item from their spec list, so an index means the same in both.
+ARGS_ITEM_FOR_ITEM = {"allow_kubernetes_api.cidrs", "ingress_cidrs"}
+_ARGS_PATH = re.compile(r"([a-z_][a-z_0-9]*(?:\[\d+\])*(?:\.[a-z_][a-z_0-9]*(?:\[\d+\])*)*): (.*)", re.S)
+
+
+def _args_problem(err: ValidationError) -> SpecProblem:
+    """A component's refusal of its args, as the spec field the user wrote (`network.apiServerCidrs[0]`)."""
+    first = err.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+    match = _ARGS_PATH.fullmatch(message)
+    if not path and match:
+        path, message = match.group(1), match.group(2)
+    for prefix, spec_loc in ARGS_TO_SPEC.get(err.title, []):
+        if path == prefix or path.startswith((prefix + "[", prefix + ".")):
+            rest = path[len(prefix) :]
+            # Keep list indexes only where the args list is the spec list, item for item.
+            indexes = [int(i) for i in re.findall(r"^\[(\d+)\]", rest)]
+            if prefix in ARGS_ITEM_FOR_ITEM:
+                return (*spec_loc, *indexes), message
+            return spec_loc, message
+    component = re.sub(r"(?<!^)(?=[A-Z])", " ", err.title.removesuffix("Args")).lower()
+    return (), f"the {component} component refuses this stack: {message}"
+
+
 def build_composition(spec: CustomerSpec) -> tuple[list[SpecProblem], Composition | None]:
     """The composition of a stack with every manifest built, or the problems that refused it."""
     composition = compose(spec)
@@ -614,13 +652,7 @@ def build_composition(spec: CustomerSpec) -> tuple[list[SpecProblem], Compositio
         path, _, message = str(err).partition(": ")
         return [(_to_spec_path(path), message)], None
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        field = f" field {where}" if where else ""
-        message = first["msg"].removeprefix("Value error, ")
-        return [
-            ((), f"the {err.title} component refuses this stack ({field.strip() or 'its args'}): {message}")
-        ], None
+        return [_args_problem(err)], None
     except ValueError as err:
         return [((), str(err))], None
     return [], composition

@@ -35,8 +35,10 @@ from sovstack.components.builders.model_serving_args import serving_defaults
 from sovstack.components.catalog import load_catalog
 from sovstack.components.kube import is_dns_label
 from sovstack.components.residency import PolicyError
+from sovstack.components.suggest import did_you_mean, find_id
 from sovstack.infra.pipeline import load_stack
 from sovstack.infra.residency_check import evaluate
+from sovstack.infra.stack_schema import modeline
 from sovstack.infra.stackfile import Problem, SpecError, format_loc, stacks_dir
 
 EXIT_RESIDENCY, EXIT_INVALID = 1, 2
@@ -520,12 +522,15 @@ def create_stack(
             ]
         )
     known = list_templates()
-    if template not in known:
+    found = find_id(template, known)
+    if found is None:
         raise NewStackError(
             [
-                f"--template: unknown template {template!r}; known: {', '.join(known) or 'none'} (in {templates_dir()})"
+                f"--template: unknown template {template!r}{did_you_mean(template, known)}; "
+                f"known: {', '.join(known) or 'none'} (in {templates_dir()})"
             ]
         )
+    template = found
     folder = stacks_dir()
     target = folder / f"Pulumi.{name}.yaml"
     if target.exists():
@@ -535,6 +540,8 @@ def create_stack(
     variables, chosen = resolve_variables(template, provider, region, values)
     text = render_template(template, name, variables, _command(name, template, chosen))
     folder.mkdir(parents=True, exist_ok=True)
+    # First line: the schema, so an editor's YAML plugin validates the file as it is typed.
+    text = modeline(folder) + text
     # The temporary file does not match `Pulumi.*.yaml`, so no command mistakes it for a stack.
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".new-{name}-", suffix=".tmp")
     tmp = Path(temporary)

@@ -297,27 +297,3 @@ def _stack_outputs() -> dict[str, Any]:
         is_secret = _sync_await(output.is_secret())
         resolved[key] = SECRET if is_secret else redact(_sync_await(output.future()))
     return resolved
-
-
-def format_plan(result: PlanResult) -> str:
-    lines = [f"Plan for stack {result.stack}: {len(result.resources)} resources (mock engine, offline)"]
-    for r in result.resources:
-        kind = "" if r.custom else " (component)"
-        lines.append(f"  + {r.type}  {r.name}{kind}")
-        lines.append(f"      urn: {r.urn}")
-        if r.parent:
-            lines.append(f"      parent: {r.parent}")
-        if r.provider:
-            lines.append(f"      provider: {r.provider}")
-        if r.inputs:
-            rendered = json.dumps(r.inputs, sort_keys=True)
-            lines.append(f"      inputs: {rendered if len(rendered) < 400 else rendered[:397] + '...'}")
-    if result.outputs:
-        lines.append("Outputs:")
-        for key, value in result.outputs.items():
-            lines.append(f"  {key}: {json.dumps(value, sort_keys=True)}")
-    if result.placeholders:
-        lines.append(f"Placeholders used for missing secret config: {', '.join(result.placeholders)}")
-    lines.append("Summary:")
-    lines.extend(f"  {count:4d}  {typ}" for typ, count in result.summary().items())
-    return "\n".join(lines) + "\n"

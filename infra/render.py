@@ -251,7 +251,9 @@ def _digest(path: Path, git: GitSource) -> str:
     return inputs_digest(path, git.repo_url, git.revision, git.path)
 
 
-def render_stack(ref: str | Path, out: Path, git: GitSource | None = None, force: bool = False) -> int:
+def render_stack(
+    ref: str | Path, out: Path, git: GitSource | None = None, force: bool = False, inputs: str | None = None
+) -> int:
     """Render one stack into `out`; RenderError for invalid input or a refused residency rule.
 
     A render already in `out` from the same inputs (stack file, sovstack code and data, Git source) is
@@ -259,7 +261,8 @@ def render_stack(ref: str | Path, out: Path, git: GitSource | None = None, force
     """
     path = resolve(ref) if isinstance(ref, str) else ref
     git = _git_for(git, out, stack_name(path))
-    digest = _digest(path, git) if path.is_file() else None
+    # `inputs`: the digest the caller computed (render --all's parent, whose environment counts).
+    digest = inputs or (_digest(path, git) if path.is_file() else None)
     if digest and not force and (count := unchanged(out, digest)) is not None:
         return count
     try:
@@ -298,11 +301,11 @@ def render_one_cli(ref: str, out: Path, git: GitSource | None = None, force: boo
 
 
 def _render_worker(
-    path: str, out: str, git: GitSource | None, force: bool = True
+    path: str, out: str, git: GitSource | None, inputs: str | None
 ) -> tuple[str, int, list[str], int]:
     name = stack_name(Path(path))
     try:
-        count = render_stack(Path(path), Path(out) / name, git, force=force)
+        count = render_stack(Path(path), Path(out) / name, git, force=True, inputs=inputs)
     except RenderError as err:
         return name, err.exit_code, err.lines, 0
     except Exception as err:  # one broken stack must not stop the fleet
@@ -327,16 +330,13 @@ def render_all(
     failures: list[tuple[str, int, list[str]]] = []
     objects = 0
     done = 0
-    todo: list[Path] = []
+    todo: list[tuple[Path, str | None]] = []
     for path in stacks:
         target = out / stack_name(path)
-        count = (
-            None
-            if force or not path.is_file()
-            else unchanged(target, _digest(path, _git_for(git, target, stack_name(path))))
-        )
+        digest = _digest(path, _git_for(git, target, stack_name(path))) if path.is_file() else None
+        count = None if force or digest is None else unchanged(target, digest)
         if count is None:
-            todo.append(path)
+            todo.append((path, digest))
         else:
             objects += count
     skipped = len(stacks) - len(todo)
@@ -346,7 +346,7 @@ def render_all(
         # embedding sovstack) would hand its workers locks held by threads that do not exist in the child.
         context = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_render_worker, str(p), str(out), git) for p in todo]
+            futures = [pool.submit(_render_worker, str(p), str(out), git, digest) for p, digest in todo]
             for future in as_completed(futures):
                 name, code, lines, count = future.result()
                 done += 1

@@ -6,15 +6,17 @@ STACK, in every command, is a stack name under `stacks/` or a path to a YAML fil
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sovstack.components.kube import load_yaml
+from sovstack.components.suggest import did_you_mean
 from sovstack.infra.spec import CustomerSpec
 
 CUSTOMER_KEY = "sovstack:customer"
@@ -93,10 +95,40 @@ def format_loc(loc: Sequence[int | str], prefix: str = CUSTOMER_KEY) -> str:
     return out
 
 
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The spec model that holds the mapping at `loc` (aliases, list indexes and dict keys followed)."""
+    model: Any = CustomerSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model inside `X`, `X | None`, `list[X]`, `tuple[X, ...]` or `dict[str, X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _clean_message(error: Any) -> str:
     msg = str(error["msg"])
     if error["type"] == "extra_forbidden":
-        return "unknown key (not part of the spec; see `sovstack schema`)"
+        key = str(error["loc"][-1]) if error["loc"] else ""
+        model = _model_at(error["loc"][:-1])
+        known = [f.alias or name for name, f in model.model_fields.items()] if model else []
+        hint = did_you_mean(key, known)
+        return f"unknown key (not part of the spec{hint}; see `sovstack schema`)"
     if error["type"] == "missing":
         return "required field is missing"
     return msg.removeprefix("Value error, ")

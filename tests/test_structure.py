@@ -21,8 +21,10 @@ PACKAGES = ("components", "infra", "policies")
 #: infra's pipeline, bottom first: each module may import only the ones before it (and components).
 INFRA_ORDER = (
     "gitinfo",
+    "cli_style",
     "spec",
     "stackfile",
+    "stack_schema",
     "lookups",
     "defaults",
     "checks",
@@ -40,6 +42,7 @@ INFRA_ORDER = (
     "state_check",
     "program",
     "plan",
+    "plan_view",
     "deploy",
     "s3access",
     "weights",

@@ -139,11 +139,17 @@ def test_get_model_and_get_gpu_name_the_known_ids() -> None:
     assert model_error.value.args[0] == (
         "unknown model 'gpt-4'; known models: " + ", ".join(sorted(REQUIRED_MODELS))
     )
+    # Ids are case-insensitive, as in every command.
+    assert get_gpu("h100-sxm").id == "H100-SXM"
+    assert get_model(MISTRAL_7B.upper()).id == MISTRAL_7B
     with pytest.raises(KeyError) as gpu_error:
-        get_gpu("h100")
+        get_gpu("TPU")
     assert gpu_error.value.args[0] == (
-        "unknown GPU type 'h100'; known GPU types: A100, B300, H100, H100-SXM, H200, L4, L40S"
+        "unknown GPU type 'TPU'; known GPU types: A100, B300, H100, H100-SXM, H200, L4, L40S"
     )
+    with pytest.raises(KeyError) as close_error:
+        get_gpu("H10")
+    assert close_error.value.args[0].startswith("unknown GPU type 'H10'; did you mean 'H100'?; known GPU")
 
 
 def test_load_models_returns_a_copy_the_caller_may_change() -> None:
@@ -466,3 +472,66 @@ def test_fits_is_monotone_in_memory_utilisation(
         if at_high.tensor_parallel_size == at_low.tensor_parallel_size:
             assert at_high.max_concurrency is not None and at_low.max_concurrency is not None
             assert at_high.max_concurrency >= at_low.max_concurrency
+
+
+# --- headroom and what can be bought ---------------------------------------------------------------------
+
+
+def test_thin_headroom_is_warned() -> None:
+    model, gpu = capacity.get_model(MISTRAL_7B), capacity.get_gpu("L4")
+    thin = capacity.plan_capacity(model, gpu, max_model_len=32768, gpus_per_node=1)
+    assert (thin.fits, thin.tensor_parallel_size, thin.headroom_fraction) == (True, 1, 0.001)
+    assert thin.headroom_fraction == round(1 - thin.total_need_per_gpu_bytes / thin.budget_per_gpu_bytes, 4)
+    assert thin.warnings[-1].startswith("headroom 0.1% of the per-GPU budget, under 5%: ")
+    roomy = capacity.plan_capacity(model, gpu, max_model_len=8192, gpus_per_node=1)
+    assert roomy.headroom_fraction is not None and roomy.headroom_fraction > 0.05
+    assert not any(w.startswith("headroom") for w in roomy.warnings)
+    short = capacity.plan_capacity(capacity.get_model("mistral-large-instruct-2411"), gpu, gpus_per_node=1)
+    assert (short.fits, short.headroom_fraction) == (False, None)
+
+
+def test_node_offers_come_from_the_catalog() -> None:
+    from sovstack.components.catalog import load_catalog
+
+    catalog = load_catalog()
+    offers = capacity.node_offers(catalog, provider="scaleway", gpu="H100-SXM")
+    assert [(o.region, o.node_type, o.gpus, o.zones) for o in offers] == [
+        ("fr-par", "H100-SXM-2-80G", 2, ("fr-par-2",)),
+        ("fr-par", "H100-SXM-4-80G", 4, ("fr-par-2",)),
+        ("fr-par", "H100-SXM-8-80G", 8, ("fr-par-2",)),
+    ]
+    # pl-waw sells H100 PCIe, not SXM; regions without the GPU get no offer.
+    assert {o.region for o in capacity.node_offers(catalog, provider="scaleway", gpu="H100")} == {
+        "fr-par",
+        "pl-waw",
+    }
+    # Every provider node type with a GPU is offered wherever its GPU is.
+    for offer in capacity.node_offers(catalog):
+        if offer.node_type is not None:
+            assert catalog.node_type(offer.provider, offer.node_type) is not None
+            assert all(
+                offer.gpu in catalog.region(offer.provider, offer.region).zone(z).gpus for z in offer.zones
+            )  # type: ignore[union-attr]
+    # The operator's sites have no node types: the GPUs per node are assumed.
+    sites = capacity.node_offers(catalog, provider="operator", site_gpus_per_node=4)
+    assert [(o.region, o.node_type, o.gpu, o.gpus) for o in sites] == [
+        ("fr-par-dc1", None, "H100-SXM", 4),
+        ("fr-par-dc1", None, "L40S", 4),
+        ("se-sto-dc1", None, "H100-SXM", 4),
+        ("se-sto-dc1", None, "L40S", 4),
+    ]
+
+
+def test_plan_offers_gives_tensor_parallelism_and_replicas_per_node() -> None:
+    from sovstack.components.catalog import load_catalog
+
+    offers = capacity.node_offers(load_catalog(), provider="ovh", gpu="L4")
+    rows = capacity.plan_offers(capacity.get_model("mistral-small-3-1-24b-instruct-2503"), offers)
+    assert [(r["nodeType"], r["fits"], r["tensorParallelSize"], r["replicasPerNode"]) for r in rows] == [
+        ("l4-90", False, None, 0),
+        ("l4-180", False, None, 0),
+        ("l4-360", True, 4, 1),
+    ]
+    text = capacity.format_offers("m", rows).splitlines()
+    assert text[0] == "m: 1 of 3 node types fit"
+    assert text[2].split() == ["ovh", "GRA11", "l4-360", "4", "x", "L4", "yes", "4", "1", "5.9%"]

@@ -271,7 +271,10 @@ def error(args: GpuClusterArgs) -> str:
             existing(existing={"nodes": [{"name": "n", "pool": "h100", "zone": "se-sto-dc1-b"}]}),
             "existing.nodes[0].zone: zone 'se-sto-dc1-b' is not one of pool h100's zones (se-sto-dc1-a)",
         ),
-        (existing(region="fr-par"), "region: unknown site 'fr-par'; known: fr-par-dc1, se-sto-dc1"),
+        (
+            existing(region="fr-par"),
+            "region: unknown site 'fr-par'; did you mean 'fr-par-dc1'?; known: fr-par-dc1, se-sto-dc1",
+        ),
     ],
 )
 def test_validation_messages_name_the_field(args: GpuClusterArgs, message: str) -> None:

@@ -102,7 +102,7 @@ CASES: list[Case] = [
         lambda: EU.region("p", "ovh", "GRA99"),
         "region.known",
         False,
-        "unknown ovh region 'GRA99'; known: AP-SOUTH-MUM, BHS5, DE1, EU-SOUTH-MIL, EU-WEST-PAR, "
+        "unknown ovh region 'GRA99'; did you mean 'GRA9'?; known: AP-SOUTH-MUM, BHS5, DE1, EU-SOUTH-MIL, EU-WEST-PAR, "
         "EU-WEST-RBX, GRA11, GRA7, GRA9, SBG5, SGP1, SYD1, UK1, US-EAST-VA-1, US-WEST-OR-1, WAW1",
     ),
     (

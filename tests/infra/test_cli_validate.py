@@ -443,12 +443,15 @@ def test_regions_text_table() -> None:
 def test_regions_unknown_provider() -> None:
     result = invoke("regions", "--provider", "aws")
     assert result.exit_code == 2
-    assert result.stderr == "--provider: unknown provider 'aws'; known: operator, ovh, scaleway\n"
+    assert result.stderr == (
+        "--provider: unknown provider 'aws'; known: existing, operator, ovh, scaleway, talos\n"
+    )
 
 
 def test_regions_nothing_matches() -> None:
     result = invoke("regions", "--country", "US", "--gpu", "B300")
-    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "no region matches\n")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "no region matches --country US --gpu B300; `sovstack regions` lists them all\n"
 
 
 def _properties_without_description(schema: dict[str, Any]) -> list[str]:
@@ -462,7 +465,7 @@ def _properties_without_description(schema: dict[str, Any]) -> list[str]:
 
 
 def test_schema_is_json_with_a_description_on_every_property() -> None:
-    result = invoke("schema")
+    result = invoke("schema", "--customer")
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -476,7 +479,7 @@ def test_schema_is_json_with_a_description_on_every_property() -> None:
 
 
 def test_schema_walk_would_notice_a_missing_description() -> None:
-    schema = json.loads(invoke("schema").stdout)
+    schema = json.loads(invoke("schema", "--customer").stdout)
     del schema["$defs"]["GpuPoolSpec"]["properties"]["zones"]["description"]
     assert _properties_without_description(schema) == ["GpuPoolSpec.zones"]
 
@@ -515,10 +518,10 @@ def test_capacity_json() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("nope", "--gpu", "H100"), "sovstack capacity: unknown model 'nope'; known models: "),
+        (("nope", "--gpu", "H100"), "sovstack capacity: MODEL: unknown model 'nope'; known models: "),
         (
             ("mistral-7b-instruct-v0-3", "--gpu", "TPU"),
-            "sovstack capacity: unknown GPU type 'TPU'; known GPU types: ",
+            "sovstack capacity: --gpu: unknown GPU type 'TPU'; known GPU types: ",
         ),
     ],
 )
@@ -556,7 +559,7 @@ def test_console_script_exit_code_and_stderr(write_stack: StackWriter) -> None:
 def test_bad_usage_exits_2_through_the_console_script() -> None:
     result = run(str(SOVSTACK), "validate")
     assert result.returncode == 2
-    assert "Missing argument 'stacks'." in result.stderr
+    assert "Missing argument 'STACK...'." in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -107,6 +107,7 @@ def test_output_is_deterministic(stacks: Path, tmp_path: Path, monkeypatch: pyte
     assert second == other / "Pulumi.acme.yaml"
     assert first.read_bytes() == second.read_bytes()
     assert first.read_text(encoding="utf-8").startswith(
+        "# yaml-language-server: $schema=../schema/stack.schema.json\n"
         "# acme: created by `sovstack new acme --template eu --set replicas=2`\n"
     )
 

@@ -7,6 +7,7 @@ subprocess to check the console entry point, its exit code and its JSON.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,15 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
 
 
+#: One resource line of the text plan: ` +   │  ├─ TYPE   NAME   create   INFO`.
+ROW = re.compile(r"^ \+   [│├└─ ]*(?P<type>\S+)\s+(?P<name>\S+)\s+create(?:\s+(?P<info>.*))?$")
+
+
+def rows(text: str) -> list[tuple[str, str]]:
+    """(type, name) of every resource line of a text plan, in order."""
+    return [(m["type"], m["name"]) for m in map(ROW.match, text.splitlines()) if m]
+
+
 def write_config(folder: Path, name: str, config: dict[str, Any]) -> Path:
     path = folder / f"Pulumi.{name}.yaml"
     path.write_text(yaml.safe_dump({"config": config}, sort_keys=False), encoding="utf-8")
@@ -98,12 +108,12 @@ def test_plan_prints_the_cluster_resources_of_the_backend(
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"Plan for stack {example}: ")
-    assert lines[0].endswith(" resources (mock engine, offline)")
+    assert lines[0] == f"Previewing stack {example} (mock engine, offline: what `pulumi up` would register)"
+    listed = rows(result.stdout)
     for typ, name in CLUSTER_LINES[example]:
-        assert f"  + {typ}  {name}" in lines, f"{typ} {name} missing from the plan"
-    assert f"  + sovstack:cluster:GpuCluster  {example}-gpu (component)" in lines
-    assert "Summary:" in lines
+        assert (typ, name) in listed, f"{typ} {name} missing from the plan"
+    assert ("sovstack:cluster:GpuCluster", f"{example}-gpu") in listed
+    assert "Resources:" in lines
     assert "Traceback" not in result.stdout
 
 
@@ -164,12 +174,15 @@ def test_text_and_json_plans_agree(
     text_plans: dict[str, Result], json_plans: dict[str, dict[str, Any]]
 ) -> None:
     for example in EXAMPLES:
-        lines = text_plans[example].stdout.splitlines()
-        count = len(json_plans[example]["resources"])
-        assert lines[0] == f"Plan for stack {example}: {count} resources (mock engine, offline)"
-        urns = [line.removeprefix("      urn: ") for line in lines if line.startswith("      urn: ")]
+        text = text_plans[example].stdout
+        resources = json_plans[example]["resources"]
+        custom = sum(r["custom"] for r in resources)
+        assert (
+            f"    + {len(resources)} to create ({custom} resources, {len(resources) - custom} components; "
+            f"{sum(r['protect'] for r in resources)} protected)"
+        ) in text.splitlines()
         # Two separate runs: the plan is listed in the same order every time (registration order is not).
-        assert urns == [r["urn"] for r in json_plans[example]["resources"]]
+        assert rows(text) == [(r["type"], r["name"]) for r in resources]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -286,7 +299,7 @@ def test_kubeconfig_is_a_secret(
     assert provider["inputs"]["kubeconfig"] == SECRET
     _kubeconfig_text_absent(json.dumps(plan))
     _kubeconfig_text_absent(text_plans[example].stdout)
-    assert f"  kubeconfig: {json.dumps(SECRET)}" in text_plans[example].stdout.splitlines()
+    assert f"    kubeconfig: {json.dumps(SECRET)}" in text_plans[example].stdout.splitlines()
 
 
 def test_planted_secret_config_never_reaches_the_plan(tmp_path: Path) -> None:

@@ -587,6 +587,8 @@ def test_an_expired_version_stops_new_clusters_but_not_refresh_or_destroy(
         load_stack(stack)
     assert [p.path for p in refused.value.problems] == ["sovstack:customer.cluster.kubernetesVersion"]
     assert load_stack(stack, creating=False).composition is not None
+
+
 # --- identity -------------------------------------------------------------------------------------------
 
 
