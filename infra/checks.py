@@ -7,6 +7,7 @@ module stands after parsing and before composition: it imports neither.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -34,6 +35,7 @@ def semantic_problems(spec: CustomerSpec) -> list[SpecProblem]:
     problems += _audit_problems(spec)
     problems += _duplicates(("network", "egress"), [e.name for e in spec.network.egress])
     problems += _egress_declared(spec)
+    problems += _cidr_problems(spec)
     if not spec.network.api_server_cidrs:
         problems.append(
             (
@@ -88,6 +90,18 @@ def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:
             continue
         if host not in declared:
             problems.append((loc, f"{host} is not declared in network.egress"))
+    return problems
+
+
+def _cidr_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    """Every egress CIDR parses, strictly (no host bits): the coverage rule measures them."""
+    problems: list[SpecProblem] = []
+    for i, egress in enumerate(spec.network.egress):
+        for j, cidr in enumerate(egress.cidrs):
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as err:
+                problems.append((("network", "egress", i, "cidrs", j), f"not a CIDR: {err}"))
     return problems
 
 
@@ -170,18 +184,7 @@ def _cluster_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
                     (*loc, "gpuType"),
                     f"{pool.gpu_type} is not offered in zone {zone_code} (offered: {offered}; source: {zone.source})",
                 )
-            elif zone is None:
-                yield (
-                    (*loc, "zones", j),
-                    f"zone {zone_code!r} is not in {region.describe()} (zones: {', '.join(region.zone_codes)})",
-                )
-    if region is not None and cluster.system_pool is not None:
-        for j, zone_code in enumerate(cluster.system_pool.zones):
-            if region.zone(zone_code) is None:
-                yield (
-                    ("cluster", "systemPool", "zones", j),
-                    f"zone {zone_code!r} is not in {region.describe()} (zones: {', '.join(region.zone_codes)})",
-                )
+            # A zone outside the region is the residency rule zone.in-region (exit 1), not a spec problem.
     yield from _machine_problems(spec, region)
 
 
@@ -198,8 +201,6 @@ def _machine_problems(spec: CustomerSpec, region: Region | None) -> Iterator[Spe
         return
     yield from _duplicates(loc, [m.name for m in machines])
     for i, machine in enumerate(machines):
-        if region is not None and region.zone(machine.zone) is None:
-            yield (*loc, i, "zone"), f"zone {machine.zone!r} is not in {region.describe()}"
         if machine.pool is None:
             continue
         pool = pools.get(machine.pool)
@@ -261,7 +262,13 @@ def _audit_endpoint_at_cluster(spec: CustomerSpec, endpoint: str) -> Iterator[Sp
     except CatalogError:
         return  # an unknown region or site is reported on cluster.region or cluster.site
     found = catalog.locate(host)
-    if found is not None and found[0] != cluster_region:
+    if found is None:
+        yield (
+            ("audit", "endpoint"),
+            f"{host} is not a catalogued endpoint at the cluster's {spec.cluster.location}: audit records "
+            "stay where the workloads run; declare the endpoint at the site in sites.yaml",
+        )
+    elif found[0] != cluster_region:
         yield (
             ("audit", "endpoint"),
             f"{host} is at {found[0].describe()}, not at the cluster's {spec.cluster.location}: "

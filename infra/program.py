@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pulumi
 
-from sovstack.components.residency import Engine, ResidencyPolicy, failures, resource_location_findings
+from sovstack.components.residency import (
+    LOCATION_KEYS,
+    Engine,
+    Finding,
+    ResidencyPolicy,
+    failures,
+    pending_location_keys,
+    resource_location_findings,
+)
 from sovstack.infra.checks import semantic_problems
 from sovstack.infra.compose import build_composition
 from sovstack.infra.residency_check import evaluate
@@ -66,26 +74,83 @@ def load_spec_from_config(file: str) -> CustomerSpec:
 
 
 def residency_guard(policy: ResidencyPolicy) -> Any:
-    """A resource transform that fails any resource placed outside the policy.
+    """A resource transform that fails any resource placed outside the policy, or not placed at all.
 
     Provider resources count too: `pulumi:providers:scaleway` is checked by the region it is configured
-    for, since it places every resource that sets none.
+    for, since it places every resource that sets none; a resource with no location input passes only
+    through such a checked provider or when policies.yaml lists its type as location-free (fail closed).
+    A location still held in an Output is checked when it resolves, before the resource is created: the
+    guard makes the input depend on an Output that raises on a value out of bounds. An unknown value
+    (a preview, before the value exists) is checked by the run that knows it.
     """
     engine = Engine(policy)
+    placed_packages: set[str] = set()  # packages with an explicit provider whose location was checked
 
-    def guard(args: pulumi.ResourceTransformArgs) -> None:
+    def refuse(name: str, type_: str, broken: list[Finding]) -> NoReturn:
+        lines = "\n".join(f"  {f.path}: [{f.rule}] {f.reason}" for f in broken)
+        raise ResidencyRefused(f"resource {name} ({type_}) is outside the residency policy:\n{lines}")
+
+    def guard(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
         if not args.custom:
-            return  # a component places nothing itself; its children are checked one by one
-        props = args.props if isinstance(args.props, dict) else {}
-        broken = failures(resource_location_findings(engine, args.type_, args.name, props))
+            return None  # a component places nothing itself; its children are checked one by one
+        raw = args.props if isinstance(args.props, dict) else {}
+        props = {k: _plain(v) for k, v in raw.items()}
+        package = _provider_package(args.opts, args.type_)
+        placed_by = f"{package} provider" if package in placed_packages else None
+        unknown = [k for k in LOCATION_KEYS if _is_unknown(props.get(k))]
+        known = {k: v for k, v in props.items() if k not in unknown}
+        pending = pending_location_keys(known)
+        findings = resource_location_findings(
+            engine, args.type_, args.name, known, placed_by_provider=placed_by
+        )
+        if unknown:  # placed by a value the engine does not know yet: the run that knows it checks it
+            findings = [f for f in findings if f.rule != "resource.location"]
+        broken = failures(findings)
         if broken:
-            lines = "\n".join(f"  {f.path}: [{f.rule}] {f.reason}" for f in broken)
-            raise ResidencyRefused(
-                f"resource {args.name} ({args.type_}) is outside the residency policy:\n{lines}"
+            refuse(args.name, args.type_, broken)
+        if args.type_.startswith("pulumi:providers:") and any(
+            f.rule != "resource.location" or not f.reason.startswith("location-free") for f in findings
+        ):
+            placed_packages.add(args.type_.rsplit(":", 1)[-1])
+        if not pending:
+            return None
+
+        def checked(value: Any, key: str) -> Any:
+            late = failures(
+                resource_location_findings(
+                    engine, args.type_, args.name, {**props, key: value}, placed_by_provider=placed_by
+                )
             )
-        return
+            if late:
+                refuse(args.name, args.type_, late)
+            return value
+
+        new_props = dict(raw)
+        for key in pending:
+            new_props[key] = pulumi.Output.from_input(raw[key]).apply(lambda v, key=key: checked(v, key))
+        return pulumi.ResourceTransformResult(props=new_props, opts=args.opts)
 
     return guard
+
+
+def _plain(value: Any) -> Any:
+    """A secret-wrapped input as the engine sends it, unwrapped: a secret region is still a region."""
+    if pulumi.runtime.rpc.is_rpc_secret(value):
+        return pulumi.runtime.rpc.unwrap_rpc_secret(value)
+    return value
+
+
+def _is_unknown(value: Any) -> bool:
+    values = value if isinstance(value, list | tuple) else [value]
+    return any(v == pulumi.runtime.rpc.UNKNOWN for v in values)
+
+
+def _provider_package(opts: pulumi.ResourceOptions | None, type_: str) -> str | None:
+    """The package of the resource's explicit provider when it is the resource's own package, else None.
+    The engine passes the provider as a reference whose `package` the SDK parses from its URN."""
+    provider = getattr(opts, "provider", None) if opts is not None else None
+    package = getattr(provider, "package", None)
+    return package if package == type_.split(":", 1)[0] else None
 
 
 def verify_state(spec: CustomerSpec, stack_file: Path) -> None:

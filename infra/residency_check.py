@@ -27,6 +27,17 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
     for i, pool in enumerate(cluster.gpu_pools):
         for j, zone in enumerate(pool.zones):
             findings.append(engine.zone(f"{p}.gpuPools[{i}].zones[{j}]", provider, cluster.location, zone))
+    machines = (
+        ("talos.machines", cluster.talos.machines)
+        if cluster.talos is not None
+        else ("existing.nodes", cluster.existing.nodes)
+        if cluster.existing is not None
+        else ("", ())
+    )
+    for j, machine in enumerate(machines[1]):
+        findings.append(
+            engine.zone(f"{p}.{machines[0]}[{j}].zone", provider, cluster.location, machine.zone)
+        )
     if cluster.talos is not None and any(m.pool for m in cluster.talos.machines):
         findings += engine.image(f"{p}.talos.installerImage", defaults.talos_installer_image(spec))
     findings += _platform_findings(engine, spec)
@@ -63,6 +74,11 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
 
     for i, egress in enumerate(spec.network.egress):
         findings += engine.egress(f"{PREFIX}.network.egress[{i}].host", egress.host)
+        findings.append(
+            engine.egress_coverage(
+                f"{PREFIX}.network.egress[{i}].cidrs", egress.cidrs, egress.max_public_addresses
+            )
+        )
 
     external = spec.secrets.external_secrets
     if external is not None:
