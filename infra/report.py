@@ -17,7 +17,7 @@ from sovstack.infra import defaults
 from sovstack.infra.compose import Composition
 from sovstack.infra.lookups import audit_backend
 from sovstack.infra.pipeline import LoadedStack
-from sovstack.infra.residency_check import evaluate
+from sovstack.infra.residency_check import evaluate, manifest_images
 
 TEMPLATES = Path(__file__).with_name("templates")
 #: Kinds whose schema kubernetes-validate does not ship: listed as unchecked in every report.
@@ -52,6 +52,8 @@ def build_report(
         | ({defaults.weights_fetcher_image(spec)} if any(m.weights.s3 for m in spec.models) else set())
         | ({defaults.minio_client_image(spec)} if backend == "minio" else set())
         | set(composition.platform_description.images)
+        | {image for _, image in defaults.talos_installer_images(spec)}
+        | _rendered_images(composition)
     )
     # A stack outside its policy may be refused by the components too: report what the spec says.
     try:
@@ -126,6 +128,14 @@ def build_report(
             "uncheckedKinds": sorted({k for k in kinds if k in CUSTOM_KINDS} | {"Application"}),
         },
     }
+
+
+def _rendered_images(composition: Composition) -> set[str]:
+    """Images the rendered objects pull (init containers and jobs included); none for a refused stack."""
+    try:
+        return {image for _, image in manifest_images(composition.kubernetes_objects())}
+    except ValueError:
+        return set()
 
 
 @cache

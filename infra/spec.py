@@ -142,6 +142,12 @@ class TalosOptions(SpecModel):
         "omitted, GPU workers install from Sidero Labs' Image Factory (factory.talos.dev), which the "
         "residency rules check like any other registry.",
     )
+    system_installer_image: str | None = Field(
+        default=None,
+        description="Talos installer of the control-plane and non-GPU machines, from your mirror, pinned by "
+        "digest. If omitted they install Sidero Labs' ghcr.io/siderolabs/installer:<talosVersion>, which the "
+        "residency rules check like any other image (an air-gapped profile refuses it).",
+    )
     machines: tuple[MachineSpec, ...] = Field(min_length=1, description="The machines of the site to use.")
 
 

@@ -829,4 +829,7 @@ def test_public_addresses_of_a_flow(cidrs: list[str], count: int, whole: bool) -
 def test_policy_countries_are_alpha2() -> None:
     with pytest.raises(PolicyError) as err:
         resolve_policy("eu", overrides={"countries": ["FRA"]})
-    assert str(err.value) == "countries: Value error, 'FRA' is not an ISO 3166 alpha-2 country code (e.g. FR, SE)"
+    assert (
+        str(err.value)
+        == "countries: Value error, 'FRA' is not an ISO 3166 alpha-2 country code (e.g. FR, SE)"
+    )

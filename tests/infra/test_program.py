@@ -270,7 +270,9 @@ def test_no_location_input_outside_the_policy(plans: dict[str, PlanResult], exam
     located = {f.path.split("::")[1] for f in findings if f.rule != "resource.location"}
     assert located == LOCATED_INPUTS[example]
     # Fail closed: every other custom resource was accepted for a stated reason, none silently.
-    reasons = {f.path.split("::")[1].removesuffix(".minioServer") for f in findings if f.rule == "resource.location"}
+    reasons = {
+        f.path.split("::")[1].removesuffix(".minioServer") for f in findings if f.rule == "resource.location"
+    }
     assert reasons | {p.rsplit(".", 1)[0] for p in located} >= {r.name for r in plan.custom_resources()}
 
 
