@@ -69,11 +69,15 @@ def validate(
     stacks: Annotated[list[str], typer.Argument(help="Stack names or stack files (several allowed).")],
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list passing findings.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Refuse (exit 1) a stack with placeholders: check it is deployable."),
+    ] = False,
 ) -> None:
-    """Check stacks against the spec, the catalogs and their residency policy."""
-    from sovstack.infra.validation import validate_stack
+    """Check stacks against the spec, the catalogs and their residency policy; list placeholders."""
+    from sovstack.infra.validation import not_deployable, validate_stack
 
-    results = [validate_stack(ref) for ref in stacks]
+    results = [validate_stack(ref, strict=strict) for ref in stacks]
     code = max(r.exit_code for r in results)
     if as_json:
         payload = [r.to_dict() for r in results]
@@ -86,13 +90,17 @@ def validate(
             if verbose or not finding.passed:
                 stream = not finding.passed
                 typer.echo(finding.line(result.file), err=stream)
-        if result.exit_code == EXIT_OK:
+        for placeholder in result.placeholders:
+            typer.echo(placeholder.line(result.file), err=True)
+        failed = sum(not f.passed for f in result.findings)
+        if not result.problems and not failed:
             passed = sum(f.passed for f in result.findings)
+            verdict = f"; {not_deployable(len(result.placeholders))}" if result.placeholders else ""
             typer.echo(
-                f"{result.file}: valid ({passed} residency checks passed, policy {result.policy_label})"
+                f"{result.file}: valid ({passed} residency checks passed, policy {result.policy_label}){verdict}",
+                err=bool(result.placeholders),
             )
         elif result.exit_code == EXIT_RESIDENCY:
-            failed = sum(not f.passed for f in result.findings)
             typer.echo(f"{result.file}: {failed} residency rule(s) broken", err=True)
     raise typer.Exit(code)
 
@@ -245,6 +253,14 @@ def render(
         typer.Option(help="Git repository Argo CD reads the manifests from ($SOVSTACK_GITOPS_REPO)."),
     ] = None,
     revision: Annotated[str, typer.Option(help="Git revision Argo CD tracks.")] = "main",
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Render a stack with placeholders (example digests, documentation addresses, the example "
+            "Git URL) anyway: the output is a demo, not for deployment. Without it such a stack exits 1.",
+        ),
+    ] = False,
 ) -> None:
     """Write plain manifests, Argo CD applications and the residency report for GitOps."""
     import sovstack.infra.render as render_mod
@@ -254,9 +270,9 @@ def render(
         raise typer.Exit(EXIT_INVALID)
     git = render_mod.GitSource(repo_url=repo_url or render_mod.DEFAULT_REPO_URL, revision=revision)
     if all_stacks:
-        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git))
+        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git, demo=demo))
     assert stack is not None
-    raise typer.Exit(render_mod.render_one_cli(stack, out, git))
+    raise typer.Exit(render_mod.render_one_cli(stack, out, git, demo=demo))
 
 
 @app.command()

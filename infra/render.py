@@ -26,6 +26,7 @@ from sovstack.components.kube import Manifest, standard_labels
 from sovstack.components.residency import Finding
 from sovstack.infra.compose import Composition
 from sovstack.infra.pipeline import LoadedStack, load_stack
+from sovstack.infra.placeholders import Placeholder, find_placeholders, not_deployable, repo_url_placeholder
 from sovstack.infra.report import build_report, render_report
 from sovstack.infra.residency_check import evaluate
 from sovstack.infra.stackfile import SpecError, list_stacks, stack_name
@@ -188,7 +189,7 @@ def render_files(
     )
     for app in argocd_applications(composition, loaded.name, git):
         files[f"argocd/application-{app['metadata']['name']}.yaml"] = dump_yaml(app)
-    report = build_report(loaded, composition, findings)
+    report = build_report(loaded, composition, findings, placeholders=render_placeholders(loaded, git))
     files["residency-report.json"] = render_report(report, "json")
     files["residency-report.md"] = render_report(report, "md")
     files["cloud-resources.json"] = dump_json(
@@ -235,8 +236,14 @@ def write_tree(files: dict[str, str], out: Path) -> None:
         raise
 
 
-def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> int:
-    """Render one stack into `out`; RenderError for invalid input or a refused residency rule."""
+def render_placeholders(loaded: LoadedStack, git: GitSource) -> list[Placeholder]:
+    """The spec's placeholders and the Git repository's, when it is the example one."""
+    return find_placeholders(loaded.spec) + repo_url_placeholder(git.repo_url)
+
+
+def render_stack(ref: str | Path, out: Path, git: GitSource | None = None, *, demo: bool = False) -> int:
+    """Render one stack into `out`; RenderError for invalid input, a refused residency rule, or (unless
+    `demo`) a placeholder, each named by its field path (exit 1)."""
     try:
         loaded = load_stack(ref)
     except SpecError as err:
@@ -246,6 +253,16 @@ def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> in
     if broken:
         raise RenderError([*broken, f"{loaded.path}: residency rules broken; nothing rendered"], 1)
     git = git or GitSource()
+    placeholders = render_placeholders(loaded, git)
+    if placeholders and not demo:
+        raise RenderError(
+            [
+                *(p.line(str(loaded.path)) for p in placeholders),
+                f"{loaded.path}: {not_deployable(len(placeholders))}; nothing rendered (fill them in, or "
+                "pass --demo for a demonstration render)",
+            ],
+            1,
+        )
     if git.path is None:
         git = replace(git, path=out.as_posix() if not out.is_absolute() else loaded.name)
     files = render_files(loaded, git, findings)
@@ -253,9 +270,9 @@ def render_stack(ref: str | Path, out: Path, git: GitSource | None = None) -> in
     return sum(1 for path in files if path.startswith("manifests/")) - 1
 
 
-def render_one_cli(ref: str, out: Path, git: GitSource | None = None) -> int:
+def render_one_cli(ref: str, out: Path, git: GitSource | None = None, *, demo: bool = False) -> int:
     try:
-        count = render_stack(ref, out, git)
+        count = render_stack(ref, out, git, demo=demo)
     except RenderError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
@@ -264,10 +281,12 @@ def render_one_cli(ref: str, out: Path, git: GitSource | None = None) -> int:
     return 0
 
 
-def _render_worker(path: str, out: str, git: GitSource | None) -> tuple[str, int, list[str], int]:
+def _render_worker(
+    path: str, out: str, git: GitSource | None, demo: bool = False
+) -> tuple[str, int, list[str], int]:
     name = stack_name(Path(path))
     try:
-        count = render_stack(Path(path), Path(out) / name, git)
+        count = render_stack(Path(path), Path(out) / name, git, demo=demo)
     except RenderError as err:
         return name, err.exit_code, err.lines, 0
     except Exception as err:  # one broken stack must not stop the fleet
@@ -281,6 +300,7 @@ def render_all(
     jobs: int | None = None,
     progress: bool = True,
     git: GitSource | None = None,
+    demo: bool = False,
 ) -> int:
     """Render every stack into out/<stack>; the others still render when one fails."""
     stacks = list(paths)
@@ -293,7 +313,7 @@ def render_all(
     # sovstack) would hand its workers locks held by threads that do not exist in the child.
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_render_worker, str(p), str(out), git) for p in stacks]
+        futures = [pool.submit(_render_worker, str(p), str(out), git, demo) for p in stacks]
         for future in as_completed(futures):
             name, code, lines, count = future.result()
             done += 1
@@ -314,9 +334,11 @@ def render_all(
     return 0
 
 
-def render_all_cli(out: Path, jobs: int | None = None, git: GitSource | None = None) -> int:
+def render_all_cli(
+    out: Path, jobs: int | None = None, git: GitSource | None = None, demo: bool = False
+) -> int:
     stacks = list_stacks()
     if not stacks:
         print("no stacks found under stacks/", file=sys.stderr)
         return 2
-    return render_all(stacks, out, jobs=jobs, progress=True, git=git)
+    return render_all(stacks, out, jobs=jobs, progress=True, git=git, demo=demo)

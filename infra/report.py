@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sovstack.components.catalog import load_catalog, provider_for_backend
-from sovstack.components.residency import Finding
+from sovstack.components.residency import Finding, load_location_free, public_addresses
 from sovstack.infra import defaults
 from sovstack.infra.compose import Composition
 from sovstack.infra.lookups import audit_backend
 from sovstack.infra.pipeline import LoadedStack
+from sovstack.infra.placeholders import Placeholder, find_placeholders, not_deployable
 from sovstack.infra.residency_check import evaluate, manifest_images
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -35,7 +36,11 @@ CUSTOM_KINDS = (
 
 
 def build_report(
-    loaded: LoadedStack, composition: Composition | None = None, findings: list[Finding] | None = None
+    loaded: LoadedStack,
+    composition: Composition | None = None,
+    findings: list[Finding] | None = None,
+    *,
+    placeholders: list[Placeholder] | None = None,
 ) -> dict[str, Any]:
     spec = loaded.spec
     composition = composition or Composition(spec)
@@ -45,6 +50,7 @@ def build_report(
     region = catalog.region(provider_for_backend(cluster.provider), cluster.location)
     provider = catalog.provider(region.provider)
     failed = [f for f in findings if not f.passed]
+    placeholders = placeholders if placeholders is not None else find_placeholders(spec)
     backend = audit_backend(spec)
     images = sorted(
         {defaults.vllm_image(spec, m) for m in spec.models}
@@ -61,6 +67,10 @@ def build_report(
         cloud_resources, endpoints, refused = composition.cloud_resources(), composition.service_urls(), None
     except ValueError as err:  # pydantic's ValidationError and ClusterArgsError are ValueErrors
         kinds, cloud_resources, endpoints, refused = [], [], {}, str(err).splitlines()[0]
+    # Kubernetes objects are location-free (they live in the cluster); each cloud resource by its type.
+    cloud_types = [(r["type"], r["name"]) for r in cloud_resources] + [
+        (f"kubernetes:{kind}", f"{kind} objects") for kind in kinds
+    ]
     return {
         "stack": loaded.name,
         "customer": {"name": spec.name, "displayName": spec.display_name},
@@ -70,6 +80,15 @@ def build_report(
         },
         "verdict": {"passed": not failed, "checks": len(findings), "failed": len(failed)},
         "findings": [f.model_dump() for f in findings],
+        "deployable": {
+            "deployable": not failed and not placeholders,
+            "summary": not_deployable(len(placeholders)) if placeholders else "deployable",
+            "placeholders": [p.to_dict() for p in placeholders],
+        },
+        "locationFree": [
+            {"type": e.type, "reason": e.reason, "resources": sorted(n for t, n in cloud_types if e.matches(t))}
+            for e in load_location_free()
+        ],
         "inventory": {
             "cluster": {
                 "backend": cluster.provider,
@@ -114,7 +133,15 @@ def build_report(
                 for c in composition.charts()
             ],
             "egress": [
-                {"name": e.name, "host": e.host, "cidrs": list(e.cidrs), "ports": list(e.ports)}
+                {
+                    "name": e.name,
+                    "host": e.host,
+                    "cidrs": list(e.cidrs),
+                    "ports": list(e.ports),
+                    "publicAddresses": public_addresses(e.cidrs)[0],
+                    "maxPublicAddresses": e.max_public_addresses
+                    or composition.policy.max_egress_public_addresses,
+                }
                 for e in spec.network.egress
             ],
             "endpoints": endpoints,
