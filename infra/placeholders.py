@@ -50,8 +50,8 @@ def _reserved_host(host: str) -> str | None:
     labels = host.split(".")
     if labels[-1] in ("invalid", "example", "test", "localhost"):
         return f"host {host} is under the reserved .{labels[-1]} name (RFC 2606): it resolves nowhere"
-    if len(labels) >= 2 and labels[-2] == "example" and labels[-1] in ("com", "org", "net"):
-        return f"host {host} is a reserved example domain (RFC 2606)"
+    if len(labels) >= 2 and labels[-2] == "example":
+        return f"host {host} is an example domain (example.com, .org and .net are reserved by RFC 2606)"
     return None
 
 

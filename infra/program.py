@@ -24,6 +24,7 @@ from sovstack.components.residency import (
 )
 from sovstack.infra.checks import semantic_problems
 from sovstack.infra.compose import build_composition
+from sovstack.infra.placeholders import find_placeholders, not_deployable
 from sovstack.infra.residency_check import evaluate
 from sovstack.infra.spec import CustomerSpec
 from sovstack.infra.stack import SovereignStack
@@ -174,6 +175,17 @@ def main() -> None:
     if broken:
         lines = "\n".join(f.line(file) for f in broken)
         raise ResidencyRefused(f"{len(broken)} residency rule(s) broken; nothing was registered:\n{lines}")
+    demo = pulumi.Config("sovstack").get_bool("demo") or False
+    mock_run = pulumi.Config("sovstack").get("stackFile") is not None  # `sovstack plan`: nothing deployed
+    placeholders = find_placeholders(spec)
+    if placeholders and not (demo or mock_run):
+        lines = "\n".join(p.line(file) for p in placeholders)
+        raise ResidencyRefused(
+            f"{not_deployable(len(placeholders))}; nothing was registered (fill them in, or set "
+            f"`sovstack:demo: true` for a demonstration stack):\n{lines}"
+        )
+    for placeholder in placeholders:
+        pulumi.log.warn(placeholder.line(file))
     refusals, composition = build_composition(spec)
     if refusals or composition is None:
         raise SpecRefused(str(SpecError([Problem(file, format_loc(loc), msg) for loc, msg in refusals])))
