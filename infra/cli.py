@@ -97,8 +97,7 @@ def validate(
             passed = sum(f.passed for f in result.findings)
             verdict = f"; {not_deployable(len(result.placeholders))}" if result.placeholders else ""
             typer.echo(
-                f"{result.file}: valid ({passed} residency checks passed, policy {result.policy_label}){verdict}",
-                err=bool(result.placeholders),
+                f"{result.file}: valid ({passed} residency checks passed, policy {result.policy_label}){verdict}"
             )
         elif result.exit_code == EXIT_RESIDENCY:
             typer.echo(f"{result.file}: {failed} residency rule(s) broken", err=True)
