@@ -102,7 +102,6 @@ class ResidencyPolicy(BaseModel):
         description="Minimum audit-log retention in days; 180 is the AI Act Art. 26(6) floor.",
     )
 
-
     @field_validator("countries")
     @classmethod
     def _alpha2(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -139,7 +138,9 @@ class LocationFree(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    type: str = Field(min_length=1, description="Pulumi type token, or a shell-style pattern (`kubernetes:*`).")
+    type: str = Field(
+        min_length=1, description="Pulumi type token, or a shell-style pattern (`kubernetes:*`)."
+    )
     reason: str = Field(min_length=10, description="Why the type places no data: shown in the report.")
 
     def matches(self, type_token: str) -> bool:
@@ -567,7 +568,9 @@ def _overlap(a: Any, b: Any) -> int:
 
 def public_addresses(cidrs: Iterable[str]) -> tuple[int, bool]:
     """(public addresses the union of `cidrs` covers, whether it covers all of one family's)."""
-    v4 = list(ipaddress.collapse_addresses(ipaddress.IPv4Network(c, strict=False) for c in cidrs if ":" not in c))
+    v4 = list(
+        ipaddress.collapse_addresses(ipaddress.IPv4Network(c, strict=False) for c in cidrs if ":" not in c)
+    )
     v6 = list(ipaddress.collapse_addresses(ipaddress.IPv6Network(c, strict=False) for c in cidrs if ":" in c))
     count4 = sum(n.num_addresses - sum(_overlap(n, r) for r in _NOT_PUBLIC_V4) for n in v4)
     count6 = sum(_overlap(n, _GLOBAL_V6) - sum(_overlap(n, r) for r in _NOT_PUBLIC_V6) for n in v6)
@@ -694,7 +697,12 @@ def _unplaced(engine: Engine, type_token: str, path: str, placed_by_provider: st
     reason = location_free_reason(type_token)
     if reason is not None:
         return engine._finding(
-            "resource.location", path, type_token, True, f"location-free: {reason}", "policies.yaml locationFree"
+            "resource.location",
+            path,
+            type_token,
+            True,
+            f"location-free: {reason}",
+            "policies.yaml locationFree",
         )
     if placed_by_provider is not None:
         return engine._finding(

@@ -86,7 +86,11 @@ def build_report(
             "placeholders": [p.to_dict() for p in placeholders],
         },
         "locationFree": [
-            {"type": e.type, "reason": e.reason, "resources": sorted(n for t, n in cloud_types if e.matches(t))}
+            {
+                "type": e.type,
+                "reason": e.reason,
+                "resources": sorted(n for t, n in cloud_types if e.matches(t)),
+            }
             for e in load_location_free()
         ],
         "inventory": {

@@ -38,9 +38,7 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
         else ("", ())
     )
     for j, machine in enumerate(machines[1]):
-        findings.append(
-            engine.zone(f"{p}.{machines[0]}[{j}].zone", provider, cluster.location, machine.zone)
-        )
+        findings.append(engine.zone(f"{p}.{machines[0]}[{j}].zone", provider, cluster.location, machine.zone))
     # Every installer a machine pulls: GPU workers' and the control plane's (and non-GPU workers').
     for field, image in defaults.talos_installer_images(spec):
         findings += engine.image(f"{p}.talos.{field}", image)

@@ -744,7 +744,9 @@ def test_yaml_merge_keys_are_accepted_and_duplicates_still_refused(tmp_path: Pat
     path = tmp_path / "Pulumi.merged.yaml"
     path.write_text(merged, encoding="utf-8")
     assert validate(path).exit_code == 0, validate(path).output
-    path.write_text(merged.replace("name: gpu-b1\n", "name: gpu-b1\n            name: gpu-b2\n"), encoding="utf-8")
+    path.write_text(
+        merged.replace("name: gpu-b1\n", "name: gpu-b1\n            name: gpu-b2\n"), encoding="utf-8"
+    )
     result = validate(path)
     assert result.exit_code == 2
     assert "found duplicate key 'name'" in result.stderr

@@ -620,3 +620,37 @@ def test_a_pulumi_new_stack_is_told_how_to_write_its_spec(mocks: Recorder) -> No
         "your `pulumi new` answers with `sovstack new acme --template eu --provider scaleway --region fr-par`"
     )
     assert mocks.resources == []
+
+
+# ------------------------------------------------------------------------------------------ placeholders
+def test_a_deployment_with_placeholders_is_refused_unless_it_is_a_demo(
+    mocks: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pulumi up` of gov-fr as shipped: its OVHcloud project id is an example; nothing is registered."""
+    import json
+
+    from sovstack.infra import program
+
+    customer = example_customer("gov-fr")
+    pulumi.runtime.set_all_config({"sovstack:customer": json.dumps(customer)})
+    with pytest.raises(ResidencyRefused) as err:
+        program.main()
+    file = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
+    assert str(err.value) == (
+        "not deployable: 1 placeholder; nothing was registered (fill them in, or set `sovstack:demo: true` "
+        f"for a demonstration stack):\n{file}: sovstack:customer.cluster.ovh.serviceName: [placeholder] "
+        "sequential example id (0123456789abcdef...): replace it with the real one"
+    )
+    assert err.value.exit_code == 1
+    assert mocks.resources == []
+
+    class PastPlaceholders(Exception):
+        pass
+
+    def stop(*_: Any) -> None:
+        raise PastPlaceholders
+
+    monkeypatch.setattr(program, "verify_state", stop)
+    pulumi.runtime.set_all_config({"sovstack:customer": json.dumps(customer), "sovstack:demo": "true"})
+    with pytest.raises(PastPlaceholders):
+        program.main()

@@ -235,9 +235,7 @@ def test_render_all_renders_the_good_stacks_and_lists_the_bad(tmp_path: Path) ->
         shutil.copy(REPO / "stacks" / f"Pulumi.{name}.yaml", stacks)
     (stacks / "Pulumi.broken.yaml").write_text("config: [")
     out = tmp_path / "out"
-    code = render_mod.render_all(
-        sorted(stacks.glob("Pulumi.*.yaml")), out, jobs=2, progress=False, demo=True
-    )
+    code = render_mod.render_all(sorted(stacks.glob("Pulumi.*.yaml")), out, jobs=2, progress=False, demo=True)
     assert code == 2
     assert sorted(p.name for p in out.iterdir()) == ["gov-fr", "industrial-eu"]
 
