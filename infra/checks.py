@@ -176,7 +176,8 @@ def _cluster_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
                     )
         if region is None:
             continue
-        for j, zone_code in enumerate(pool.zones):
+        # A zone outside the region is the residency rule zone.in-region (exit 1), not a spec problem.
+        for zone_code in pool.zones:
             zone = region.zone(zone_code)
             if zone is not None and pool.gpu_type not in zone.gpus:
                 offered = ", ".join(zone.gpus) or "none"
@@ -184,7 +185,6 @@ def _cluster_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
                     (*loc, "gpuType"),
                     f"{pool.gpu_type} is not offered in zone {zone_code} (offered: {offered}; source: {zone.source})",
                 )
-            # A zone outside the region is the residency rule zone.in-region (exit 1), not a spec problem.
     yield from _machine_problems(spec, region)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import pulumi
@@ -116,19 +117,22 @@ def residency_guard(policy: ResidencyPolicy) -> Any:
         if not pending:
             return None
 
-        def checked(value: Any, key: str) -> Any:
-            late = failures(
-                resource_location_findings(
-                    engine, args.type_, args.name, {**props, key: value}, placed_by_provider=placed_by
+        def checker(key: str) -> Callable[[Any], Any]:
+            def checked(value: Any) -> Any:
+                late = failures(
+                    resource_location_findings(
+                        engine, args.type_, args.name, {**props, key: value}, placed_by_provider=placed_by
+                    )
                 )
-            )
-            if late:
-                refuse(args.name, args.type_, late)
-            return value
+                if late:
+                    refuse(args.name, args.type_, late)
+                return value
+
+            return checked
 
         new_props = dict(raw)
         for key in pending:
-            new_props[key] = pulumi.Output.from_input(raw[key]).apply(lambda v, key=key: checked(v, key))
+            new_props[key] = pulumi.Output.from_input(raw[key]).apply(checker(key))
         return pulumi.ResourceTransformResult(props=new_props, opts=args.opts)
 
     return guard
