@@ -8,8 +8,8 @@ zone or location input lies outside the policy.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pulumi
