@@ -23,6 +23,7 @@ INFRA_ORDER = (
     "checks",
     "compose",
     "residency_check",
+    "placeholders",
     "pipeline",
     "validation",
     "report",
