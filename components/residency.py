@@ -710,7 +710,7 @@ def _unplaced(engine: Engine, type_token: str, path: str, placed_by_provider: st
             path,
             type_token,
             True,
-            f"placed by its explicit provider {placed_by_provider}, whose location was checked",
+            f"placed by its explicit {placed_by_provider}, whose location was checked",
         )
     return engine._finding(
         "resource.location",
