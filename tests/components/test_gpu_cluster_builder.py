@@ -489,3 +489,19 @@ def test_existing_backend_creates_no_cloud_resource_and_labels_nodes() -> None:
             },
         }
     ]
+
+
+def test_talos_control_plane_installs_from_the_system_installer_mirror() -> None:
+    args = talos()
+    mirror = f"harbor.fr-par-dc1.sovstack.internal/siderolabs/installer:v1.11.5@{DIGEST}"
+    assert args.talos is not None
+    args = args.model_copy(update={"talos": args.talos.model_copy(update={"system_installer_image": mirror})})
+    resources = {r["name"]: r for r in describe_cluster(args).resources}
+    patch = json.loads(resources["acme-gpu-apply-cp1"]["inputs"]["config_patches"][0])["machine"]
+    assert patch["install"] == {"image": mirror}
+    unpinned = args.model_copy(
+        update={"talos": args.talos.model_copy(update={"system_installer_image": "mirror/installer:v1"})}
+    )
+    assert error(unpinned) == (
+        "talos.system_installer_image: 'mirror/installer:v1' is not pinned by digest (@sha256:...)"
+    )
