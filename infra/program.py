@@ -1,8 +1,8 @@
 """The Pulumi program: read the customer spec, refuse what is out of bounds, then build the stack.
 
 Nothing is registered before the spec, the catalog checks and every residency rule have passed.
-A stack-wide transformation then rejects any resource (even one added by hand) whose region,
-zone or location input lies outside the policy.
+A stack-wide transform then rejects any resource (even one added by hand) whose region, zone or
+location input lies outside the policy, or whose place it cannot determine at all (fail closed).
 """
 
 from __future__ import annotations
@@ -110,8 +110,13 @@ def residency_guard(policy: ResidencyPolicy) -> Any:
         broken = failures(findings)
         if broken:
             refuse(args.name, args.type_, broken)
-        if args.type_.startswith("pulumi:providers:") and any(
-            f.rule != "resource.location" or not f.reason.startswith("location-free") for f in findings
+        # A provider placed by a checked location (or by one checked when it is known) places its children.
+        if args.type_.startswith("pulumi:providers:") and (
+            unknown
+            or pending
+            or any(
+                f.rule != "resource.location" or not f.reason.startswith("location-free") for f in findings
+            )
         ):
             placed_packages.add(args.type_.rsplit(":", 1)[-1])
         if not pending:

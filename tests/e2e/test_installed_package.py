@@ -107,7 +107,9 @@ def test_render_from_the_wheel_is_byte_identical_to_render_from_the_checkout(
     installed: Installed, tmp_path: Path
 ) -> None:
     """Templates, data files and the catalog all travel in the wheel: the output cannot tell them apart."""
-    from_wheel = installed.run("render", "stacks/Pulumi.gov-fr.yaml", "--out", str(tmp_path / "wheel"), "--demo")
+    from_wheel = installed.run(
+        "render", "stacks/Pulumi.gov-fr.yaml", "--out", str(tmp_path / "wheel"), "--demo"
+    )
     assert from_wheel.returncode == 0, from_wheel.stderr
     from_checkout = subprocess.run(
         [

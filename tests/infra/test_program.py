@@ -557,6 +557,15 @@ def test_unknown_location_in_a_preview_is_left_to_the_run_that_knows_it() -> Non
     guard = residency_guard(FR_SOVEREIGN)
     unknown = pulumi.runtime.rpc.UNKNOWN
     assert guard(_transformation_args("scaleway:object/bucket:Bucket", "b", {"region": unknown})) is None
+    # A provider whose region is not known yet still places its children in that preview.
+    from sovstack.infra.plan import ProviderReference
+
+    assert guard(_transformation_args("pulumi:providers:scaleway", "p", {"region": unknown})) is None
+    child = pulumi.ResourceTransformArgs(
+        custom=True, type_="scaleway:network/vpc:Vpc", name="vpc", props={},
+        opts=pulumi.ResourceOptions(provider=ProviderReference("scaleway", "u")),  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert guard(child) is None
 
 
 def test_output_valued_location_out_of_bounds_fails_the_registration(mocks: Recorder) -> None:
