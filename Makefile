@@ -46,7 +46,7 @@ e2e: e2e-tools
 
 demo: $(STAMP)
 	$(BIN)/sovstack validate industrial-eu
-	$(BIN)/sovstack render industrial-eu --out build/demo/industrial-eu
+	$(BIN)/sovstack render industrial-eu --out build/demo/industrial-eu --demo
 	@echo "Rendered manifests, Argo CD applications and the residency report are in build/demo/industrial-eu"
 
 lint: $(STAMP)

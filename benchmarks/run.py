@@ -175,7 +175,7 @@ def bench_render(size: int, folder: Path, runs: int, results: Results) -> float:
     for _ in range(runs):
         loads.append(load())
         with tempfile.TemporaryDirectory(prefix="sovstack-bench-out-") as out:
-            result = measure([SOVSTACK, "render", "--all", "--out", out], stacks=folder)
+            result = measure([SOVSTACK, "render", "--all", "--out", out, "--demo"], stacks=folder)
         match = _RENDERED.search(result.stdout)
         if not match or match[1] != match[2] or int(match[2]) != size:
             raise RuntimeError(f"render --all of {size} stacks reported: {result.stdout.strip()}")

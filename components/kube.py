@@ -173,6 +173,8 @@ def _unique_key_loader() -> Any:
     def construct_mapping(loader: Any, node: Any) -> Any:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base`: merged keys may be overridden; the mapping's own keys stay unique
             key = loader.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen

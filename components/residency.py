@@ -8,6 +8,7 @@ walks a whole customer spec through them (infra/residency_check.py). No Pulumi i
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 from collections.abc import Iterable
 from functools import cache
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sovstack.components.catalog import Catalog, CatalogError, Jurisdiction, Region, load_catalog
 from sovstack.components.kube import image_is_pinned, image_registry, image_repository, load_yaml
@@ -39,12 +40,16 @@ RULES: dict[str, str] = {
     "image.pinned": "Every container image is pinned by sha256 digest.",
     "chart.repository": "Every Helm chart comes from an allowed chart repository.",
     "egress.destination": "Every declared egress destination is allowed by the policy and located in bounds.",
+    "egress.coverage": "No egress flow opens more public address space than the policy allows (the union of "
+    "its CIDRs, private and reserved ranges not counted).",
     "state.backend": "The Pulumi state backend stores state in bounds (no SaaS outside the EU).",
     "secrets.provider": "The Pulumi secrets provider keeps its key in bounds.",
     "secrets.store": "The store the workloads' Secrets are synced from (External Secrets) is located in bounds.",
     "identity.issuer": "The OpenID Connect issuer the cluster and the Gateways trust, and its key set, are located "
     "in bounds.",
     "audit.retention": "Audit logs are retained at least the policy minimum (AI Act Art. 26(6)).",
+    "resource.location": "Every cloud resource is placed: by a location input, by an explicit provider "
+    "whose location was checked, or by a location-free type listed with its reason (policies.yaml).",
 }
 
 
@@ -85,12 +90,27 @@ class ResidencyPolicy(BaseModel):
         alias="allowedEgress",
         description="Host patterns (shell-style, `*.scw.cloud`) workloads may reach. Empty: no egress.",
     )
+    max_egress_public_addresses: int = Field(
+        default=65536,
+        ge=1,
+        alias="maxEgressPublicAddresses",
+        description="Most public addresses one egress flow may open (the union of its CIDRs, private and "
+        "reserved ranges not counted); 65536 is a /16. A flow may raise its own limit (maxPublicAddresses).",
+    )
     min_audit_retention_days: int = Field(
         default=180,
         ge=1,
         alias="minAuditRetentionDays",
         description="Minimum audit-log retention in days; 180 is the AI Act Art. 26(6) floor.",
     )
+
+    @field_validator("countries")
+    @classmethod
+    def _alpha2(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for code in value:
+            if not (len(code) == 2 and code.isascii() and code.isalpha() and code.isupper()):
+                raise ValueError(f"{code!r} is not an ISO 3166 alpha-2 country code (e.g. FR, SE)")
+        return value
 
 
 class PolicyError(ValueError):
@@ -115,11 +135,42 @@ class Finding(BaseModel):
         return f"{where}: [{verdict}] {self.rule}: {self.reason}"
 
 
+class LocationFree(BaseModel):
+    """A resource type that places no data of its own, and why (policies.yaml `locationFree`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str = Field(
+        min_length=1, description="Pulumi type token, or a shell-style pattern (`kubernetes:*`)."
+    )
+    reason: str = Field(min_length=10, description="Why the type places no data: shown in the report.")
+
+    def matches(self, type_token: str) -> bool:
+        return fnmatch.fnmatchcase(type_token, self.type)
+
+
+@cache
+def _policies_file() -> dict[str, Any]:
+    with POLICIES_FILE.open(encoding="utf-8") as handle:
+        raw: dict[str, Any] = load_yaml(handle)
+    return raw
+
+
 @cache
 def load_profiles() -> dict[str, ResidencyPolicy]:
-    with POLICIES_FILE.open(encoding="utf-8") as handle:
-        raw = load_yaml(handle)
+    raw = _policies_file()
     return {name: ResidencyPolicy.model_validate(body) for name, body in raw["profiles"].items()}
+
+
+@cache
+def load_location_free() -> tuple[LocationFree, ...]:
+    """The resource types the stack guard accepts without a location (policies.yaml `locationFree`)."""
+    return tuple(LocationFree.model_validate(entry) for entry in _policies_file().get("locationFree", ()))
+
+
+def location_free_reason(type_token: str) -> str | None:
+    """Why `type_token` needs no location, or None when the policy data does not list it."""
+    return next((e.reason for e in load_location_free() if e.matches(type_token)), None)
 
 
 def resolve_policy(
@@ -351,6 +402,36 @@ class Engine:
             ]
         return self.located(path, name, "egress destination", rule="egress.destination")
 
+    def egress_coverage(self, path: str, cidrs: Iterable[str], limit: int | None = None) -> Finding:
+        """The public address space one flow opens: its CIDRs' union, private and reserved ranges left out.
+
+        Two halves (`0.0.0.0/1`, `128.0.0.0/1`) are the whole internet as surely as `0.0.0.0/0`; a flow
+        covering every public address is refused whatever its limit.
+        """
+        allowed = limit if limit is not None else self.policy.max_egress_public_addresses
+        where = "its maxPublicAddresses" if limit is not None else "policy maxEgressPublicAddresses"
+        text = ", ".join(cidrs)
+        try:
+            count, whole = public_addresses(cidrs)
+        except ValueError as err:
+            return self._finding("egress.coverage", path, text, False, f"not a CIDR list: {err}")
+        if whole:
+            return self._finding(
+                "egress.coverage",
+                path,
+                text,
+                False,
+                f"the CIDRs together cover every public address ({count}), the same as 0.0.0.0/0 or ::/0; "
+                "list the destination's own networks",
+            )
+        return self._finding(
+            "egress.coverage",
+            path,
+            text,
+            count <= allowed,
+            f"opens {count} public addresses; {where} allows {allowed}",
+        )
+
     def state_backend(self, path: str, url: str) -> list[Finding]:
         try:
             parsed = urlparse(url)
@@ -454,6 +535,50 @@ def policy_annotation(policy: ResidencyPolicy) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
+#: Address space that is not the public internet (RFC 6890 special-purpose registries): not counted.
+_NOT_PUBLIC_V4 = tuple(
+    ipaddress.collapse_addresses(
+        ipaddress.IPv4Network(n)
+        for n in (
+            "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+            "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+            "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        )
+    )
+)  # fmt: skip
+#: IPv6: only global unicast (2000::/3) is public, less documentation, IETF and 6to4 space.
+_GLOBAL_V6 = ipaddress.IPv6Network("2000::/3")
+_NOT_PUBLIC_V6 = tuple(
+    ipaddress.collapse_addresses(
+        ipaddress.IPv6Network(n) for n in ("2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20")
+    )
+)
+_ALL_PUBLIC_V4 = (1 << 32) - sum(n.num_addresses for n in _NOT_PUBLIC_V4)
+_ALL_PUBLIC_V6 = _GLOBAL_V6.num_addresses - sum(n.num_addresses for n in _NOT_PUBLIC_V6)
+
+
+def _overlap(a: Any, b: Any) -> int:
+    """Addresses two CIDRs share: they nest or are disjoint."""
+    if a.version != b.version:
+        return 0
+    if a.subnet_of(b):
+        return int(a.num_addresses)
+    if b.subnet_of(a):
+        return int(b.num_addresses)
+    return 0
+
+
+def public_addresses(cidrs: Iterable[str]) -> tuple[int, bool]:
+    """(public addresses the union of `cidrs` covers, whether it covers all of one family's)."""
+    v4 = list(
+        ipaddress.collapse_addresses(ipaddress.IPv4Network(c, strict=False) for c in cidrs if ":" not in c)
+    )
+    v6 = list(ipaddress.collapse_addresses(ipaddress.IPv6Network(c, strict=False) for c in cidrs if ":" in c))
+    count4 = sum(n.num_addresses - sum(_overlap(n, r) for r in _NOT_PUBLIC_V4) for n in v4)
+    count6 = sum(_overlap(n, _GLOBAL_V6) - sum(_overlap(n, r) for r in _NOT_PUBLIC_V6) for n in v6)
+    return count4 + count6, count4 >= _ALL_PUBLIC_V4 or count6 >= _ALL_PUBLIC_V6
+
+
 def failures(findings: Iterable[Finding]) -> list[Finding]:
     return [f for f in findings if not f.passed]
 
@@ -491,23 +616,53 @@ def location_values(props: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def pending_location_keys(props: dict[str, Any]) -> list[str]:
+    """Location inputs whose value is not known yet (a Pulumi Output, or a list holding one): the stack
+    guard checks them when they resolve, before the resource is created."""
+
+    def pending(value: Any) -> bool:
+        if isinstance(value, list | tuple):
+            return any(pending(v) for v in value)
+        return value is not None and not isinstance(value, str | int | float | bool | dict)
+
+    return [key for key in LOCATION_KEYS if pending(props.get(key))]
+
+
+#: Explicit providers placed by another input than `region`: (type token, input, what it is).
+PROVIDER_ENDPOINT_KEYS = {"pulumi:providers:minio": ("minioServer", "MinIO server")}
+
+
 def resource_location_findings(
-    engine: Engine, type_token: str, name: str, props: dict[str, Any]
+    engine: Engine,
+    type_token: str,
+    name: str,
+    props: dict[str, Any],
+    *,
+    placed_by_provider: str | None = None,
 ) -> list[Finding]:
-    """Stack-wide safety net: any resource whose region, zone or location input is out of bounds.
+    """Stack-wide safety net: any resource whose region, zone or location input is out of bounds, or
+    whose place cannot be determined at all (fail closed).
 
     The provider comes from the type token (`scaleway:...`, `ovh:...`); a located value may be a
     region code, a zone code or an object-storage region (`GRA`). A provider the catalog does not
-    know, with a location input, is refused: sovstack cannot tell where it puts data.
+    know, with a location input, is refused: sovstack cannot tell where it puts data. A resource with no
+    location input passes only when its explicit provider was itself placed and checked
+    (`placed_by_provider` names it) or when policies.yaml lists its type as location-free.
     """
-    values = location_values(props)
-    if not values:
-        return []
+    path = f"{type_token}::{name}"
     package = type_token.split(":", 1)[0]
     if type_token.startswith("pulumi:providers:"):
         # A provider resource places what it creates by its configured region.
         package = type_token.rsplit(":", 1)[-1]
-    path = f"{type_token}::{name}"
+    endpoint = PROVIDER_ENDPOINT_KEYS.get(type_token)
+    if endpoint is not None and isinstance(props.get(endpoint[0]), str) and props[endpoint[0]]:
+        key, what = endpoint
+        return engine.located(f"{path}.{key}", props[key], what, rule="resource.location")
+    values = location_values(props)
+    if not values:
+        if pending_location_keys(props):
+            return []  # checked when the Output resolves (infra/program.py residency_guard)
+        return [_unplaced(engine, type_token, path, placed_by_provider)]
     if package not in engine.catalog.providers:
         key, value = values[0]
         return [
@@ -537,6 +692,37 @@ def resource_location_findings(
         findings += engine._place(f"{path}.{key}", region, "resource")
         findings.append(engine._headquarters(f"{path}.{key}", package))
     return findings
+
+
+def _unplaced(engine: Engine, type_token: str, path: str, placed_by_provider: str | None) -> Finding:
+    """A resource with no location input: location-free by policy data, placed by its provider, or refused."""
+    reason = location_free_reason(type_token)
+    if reason is not None:
+        return engine._finding(
+            "resource.location",
+            path,
+            type_token,
+            True,
+            f"location-free: {reason}",
+            "policies.yaml locationFree",
+        )
+    if placed_by_provider is not None:
+        return engine._finding(
+            "resource.location",
+            path,
+            type_token,
+            True,
+            f"placed by its explicit {placed_by_provider}, whose location was checked",
+        )
+    return engine._finding(
+        "resource.location",
+        path,
+        type_token,
+        False,
+        "sovstack cannot determine where this resource places data: it has no region, zone or location "
+        "input, no explicit provider whose location was checked, and policies.yaml does not list "
+        f"{type_token} as location-free; set its location or add the type to locationFree with the reason",
+    )
 
 
 def _region_for_value(catalog: Catalog, provider: str, value: str) -> Region | None:

@@ -7,6 +7,7 @@ module stands after parsing and before composition: it imports neither.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -40,6 +41,7 @@ def semantic_problems(spec: CustomerSpec, *, creating: bool = True) -> list[Spec
     problems += _audit_problems(spec)
     problems += _duplicates(("network", "egress"), [e.name for e in spec.network.egress])
     problems += _egress_declared(spec)
+    problems += _cidr_problems(spec)
     if not spec.network.api_server_cidrs:
         problems.append(
             (
@@ -130,6 +132,18 @@ def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:
     return problems
 
 
+def _cidr_problems(spec: CustomerSpec) -> list[SpecProblem]:
+    """Every egress CIDR parses, strictly (no host bits): the coverage rule measures them."""
+    problems: list[SpecProblem] = []
+    for i, egress in enumerate(spec.network.egress):
+        for j, cidr in enumerate(egress.cidrs):
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as err:
+                problems.append((("network", "egress", i, "cidrs", j), f"not a CIDR: {err}"))
+    return problems
+
+
 def _duplicates(loc: Loc, names: list[str]) -> list[SpecProblem]:
     counts = Counter(names)
     return [((*loc, i, "name"), f"duplicate name {n!r}") for i, n in enumerate(names) if counts[n] > 1]
@@ -201,25 +215,14 @@ def _cluster_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
                     )
         if region is None:
             continue
-        for j, zone_code in enumerate(pool.zones):
+        # A zone outside the region is the residency rule zone.in-region (exit 1), not a spec problem.
+        for zone_code in pool.zones:
             zone = region.zone(zone_code)
             if zone is not None and pool.gpu_type not in zone.gpus:
                 offered = ", ".join(zone.gpus) or "none"
                 yield (
                     (*loc, "gpuType"),
                     f"{pool.gpu_type} is not offered in zone {zone_code} (offered: {offered}; source: {zone.source})",
-                )
-            elif zone is None:
-                yield (
-                    (*loc, "zones", j),
-                    f"zone {zone_code!r} is not in {region.describe()} (zones: {', '.join(region.zone_codes)})",
-                )
-    if region is not None and cluster.system_pool is not None:
-        for j, zone_code in enumerate(cluster.system_pool.zones):
-            if region.zone(zone_code) is None:
-                yield (
-                    ("cluster", "systemPool", "zones", j),
-                    f"zone {zone_code!r} is not in {region.describe()} (zones: {', '.join(region.zone_codes)})",
                 )
     yield from _machine_problems(spec, region)
 
@@ -237,8 +240,6 @@ def _machine_problems(spec: CustomerSpec, region: Region | None) -> Iterator[Spe
         return
     yield from _duplicates(loc, [m.name for m in machines])
     for i, machine in enumerate(machines):
-        if region is not None and region.zone(machine.zone) is None:
-            yield (*loc, i, "zone"), f"zone {machine.zone!r} is not in {region.describe()}"
         if machine.pool is None:
             continue
         pool = pools.get(machine.pool)
@@ -300,7 +301,13 @@ def _audit_endpoint_at_cluster(spec: CustomerSpec, endpoint: str) -> Iterator[Sp
     except CatalogError:
         return  # an unknown region or site is reported on cluster.region or cluster.site
     found = catalog.locate(host)
-    if found is not None and found[0] != cluster_region:
+    if found is None:
+        yield (
+            ("audit", "endpoint"),
+            f"{host} is not a catalogued endpoint at the cluster's {spec.cluster.location}: audit records "
+            "stay where the workloads run; declare the endpoint at the site in sites.yaml",
+        )
+    elif found[0] != cluster_region:
         yield (
             ("audit", "endpoint"),
             f"{host} is at {found[0].describe()}, not at the cluster's {spec.cluster.location}: "

@@ -94,12 +94,16 @@ def validate(
     ],
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list passing findings.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Refuse (exit 1) a stack with placeholders: check it is deployable."),
+    ] = False,
 ) -> None:
-    """Check stacks against the spec, the catalogs and their residency policy."""
+    """Check stacks against the spec, the catalogs and their residency policy; list placeholders."""
     from sovstack.infra.cli_style import paint
-    from sovstack.infra.validation import validate_stack
+    from sovstack.infra.validation import not_deployable, validate_stack
 
-    results = [validate_stack(ref) for ref in stacks]
+    results = [validate_stack(ref, strict=strict) for ref in stacks]
     code = max(r.exit_code for r in results)
     if as_json:
         payload = [r.to_dict() for r in results]
@@ -115,14 +119,17 @@ def validate(
                 if not finding.passed:
                     line = line.replace("[FAIL]", paint("[FAIL]", "red", err=True), 1)
                 typer.echo(line, err=stream)
-        if result.exit_code == EXIT_OK:
+        for placeholder in result.placeholders:
+            typer.echo(placeholder.line(result.file), err=True)
+        failed = sum(not f.passed for f in result.findings)
+        if not result.problems and not failed:
             passed = sum(f.passed for f in result.findings)
+            verdict = f"; {not_deployable(len(result.placeholders))}" if result.placeholders else ""
             typer.echo(
                 f"{result.file}: {paint('valid', 'green')} ({passed} residency checks passed, "
-                f"policy {result.policy_label})"
+                f"policy {result.policy_label}){verdict}"
             )
         elif result.exit_code == EXIT_RESIDENCY:
-            failed = sum(not f.passed for f in result.findings)
             typer.echo(
                 f"{result.file}: {paint(f'{failed} residency rule(s) broken', 'red', err=True)}", err=True
             )
@@ -131,7 +138,8 @@ def validate(
         broken = sum(r.exit_code == EXIT_RESIDENCY for r in results)
         invalid = len(results) - valid - broken
         summary = (
-            f"{len(results)} stacks: {valid} valid, {broken} breaking residency rules, {invalid} invalid"
+            f"{len(results)} stacks: {valid} valid, {broken} breaking residency rules"
+            f"{' or not deployable' if strict else ''}, {invalid} invalid"
         )
         typer.echo(
             paint(summary, "green" if code == EXIT_OK else "red", err=code != EXIT_OK), err=code != EXIT_OK
@@ -470,6 +478,14 @@ def render(
     force: Annotated[
         bool, typer.Option("--force", help="Render even a stack whose render on disk has the same inputs.")
     ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Render a stack with placeholders (example digests, documentation addresses, the example "
+            "Git URL) anyway: the output is a demo, not for deployment. Without it such a stack exits 1.",
+        ),
+    ] = False,
 ) -> None:
     """Write plain manifests, Argo CD applications and the residency report for GitOps."""
     import sovstack.infra.render as render_mod
@@ -479,9 +495,9 @@ def render(
         raise typer.Exit(EXIT_INVALID)
     git = render_mod.GitSource(repo_url=repo_url or render_mod.DEFAULT_REPO_URL, revision=revision)
     if all_stacks:
-        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git, force=force))
+        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git, force=force, demo=demo))
     assert stack is not None
-    raise typer.Exit(render_mod.render_one_cli(stack, out, git, force=force))
+    raise typer.Exit(render_mod.render_one_cli(stack, out, git, force=force, demo=demo))
 
 
 @app.command(epilog="Example: sovstack report gov-fr --format html > gov-fr.html")

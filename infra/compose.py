@@ -298,6 +298,7 @@ class Composition:
                 cluster_endpoint=c.talos.cluster_endpoint,
                 talos_version=c.talos.talos_version,
                 installer_image=c.talos.installer_image,
+                system_installer_image=c.talos.system_installer_image,
                 machines=tuple(TalosMachine(**m.model_dump()) for m in c.talos.machines),
                 audit_policy=build_audit_policy(self.namespaces.all()),
             )

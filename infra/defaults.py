@@ -66,3 +66,25 @@ def talos_installer_image(spec: CustomerSpec) -> str:
 
 def gpu_operator_options(spec: CustomerSpec) -> GpuOperatorOptions:
     return GpuOperatorOptions(**spec.cluster.gpu_operator.model_dump())
+
+
+def talos_system_installer_image(spec: CustomerSpec) -> str:
+    """The image control-plane and non-GPU machines install Talos from: the spec's mirror, else Sidero Labs'."""
+    talos = spec.cluster.talos
+    assert talos is not None
+    if talos.system_installer_image:
+        return talos.system_installer_image
+    return load_cluster_facts().talos.default_installer.format(version=talos.talos_version)
+
+
+def talos_installer_images(spec: CustomerSpec) -> list[tuple[str, str]]:
+    """(spec field, image) of every installer a Talos machine pulls, one per role that has machines."""
+    talos = spec.cluster.talos
+    if talos is None:
+        return []
+    out = []
+    if any(m.pool for m in talos.machines):
+        out.append(("installerImage", talos_installer_image(spec)))
+    if any(not m.pool for m in talos.machines):
+        out.append(("systemInstallerImage", talos_system_installer_image(spec)))
+    return out

@@ -287,7 +287,15 @@ def build_stack(template: Template, name: str, variables: Mapping[str, Any], com
             clusterEndpoint=f"https://{place['net']}.0.10:6443",
             talosVersion=talos["version"],
             installerImage=f"{place['registry']}/talos-installer-nvidia:{talos['version']}@sha256:{'0' * 64}",
+            systemInstallerImage=f"{place['registry']}/siderolabs/installer:{talos['version']}@sha256:{'0' * 64}",
             machines=machines,
+        )
+        _comment(
+            cluster["talos"],
+            "systemInstallerImage",
+            "control-plane installer from the site's mirror, not ghcr.io: replace the digest with your\n"
+            "mirror's (a placeholder until you do: `sovstack validate` lists it).",
+            8,
         )
         _comment(
             cluster["talos"],

@@ -162,12 +162,32 @@ class TransformingMonitor(pulumi_mocks.MockMonitor):
                     type_=request.type,
                     name=request.name,
                     props=props,
-                    opts=pulumi.ResourceOptions(),
+                    # The engine passes the explicit provider as a reference (`urn::id`), as here.
+                    opts=pulumi.ResourceOptions(provider=_provider_reference(request.provider)),
                 )
                 result = transform(args)
                 if inspect.isawaitable(result):
                     result = _sync_await(result)
         return super().RegisterResource(request)
+
+
+@dataclass(frozen=True)
+class ProviderReference:
+    """What a transform learns of a resource's explicit provider: its package, from the reference
+    (`urn::id`) the engine sends. The SDK's DependencyProviderResource needs an event loop this
+    thread does not have."""
+
+    package: str
+    urn: str
+
+
+def _provider_reference(ref: str) -> Any:
+    if not ref:
+        return None
+    urn = ref.rsplit("::", 1)[0]
+    parts = urn.split("::")
+    type_ = parts[2].rsplit("$", 1)[-1] if len(parts) > 3 else ""
+    return ProviderReference(package=type_.rsplit(":", 1)[-1], urn=urn)
 
 
 class _Monitor(TransformingMonitor):

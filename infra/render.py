@@ -26,6 +26,7 @@ from sovstack.components.kube import Manifest, standard_labels
 from sovstack.components.residency import Finding
 from sovstack.infra.compose import Composition
 from sovstack.infra.pipeline import LoadedStack, load_stack
+from sovstack.infra.placeholders import Placeholder, find_placeholders, not_deployable, repo_url_placeholder
 from sovstack.infra.render_cache import INPUTS_FILE, inputs_digest, inputs_record, unchanged
 from sovstack.infra.report import ProvenanceError, build_report, render_report
 from sovstack.infra.residency_check import evaluate
@@ -193,7 +194,9 @@ def render_files(
     )
     for app in argocd_applications(composition, loaded.name, git):
         files[f"argocd/application-{app['metadata']['name']}.yaml"] = dump_yaml(app)
-    report = report or build_report(loaded, composition, findings)
+    report = report or build_report(
+        loaded, composition, findings, placeholders=render_placeholders(loaded, git)
+    )
     files["residency-report.json"] = render_report(report, "json")
     files["residency-report.md"] = render_report(report, "md")
     files["cloud-resources.json"] = dump_json(
@@ -240,6 +243,11 @@ def write_tree(files: dict[str, str], out: Path) -> None:
         raise
 
 
+def render_placeholders(loaded: LoadedStack, git: GitSource) -> list[Placeholder]:
+    """The spec's placeholders and the Git repository's, when it is the example one."""
+    return find_placeholders(loaded.spec) + repo_url_placeholder(git.repo_url)
+
+
 def _git_for(git: GitSource | None, out: Path, name: str) -> GitSource:
     git = git or GitSource()
     if git.path is None:
@@ -247,22 +255,29 @@ def _git_for(git: GitSource | None, out: Path, name: str) -> GitSource:
     return git
 
 
-def _digest(path: Path, git: GitSource) -> str:
-    return inputs_digest(path, git.repo_url, git.revision, git.path)
+def _digest(path: Path, git: GitSource, demo: bool = False) -> str:
+    return inputs_digest(path, git.repo_url, git.revision, git.path, "demo" if demo else "deployable")
 
 
 def render_stack(
-    ref: str | Path, out: Path, git: GitSource | None = None, force: bool = False, inputs: str | None = None
+    ref: str | Path,
+    out: Path,
+    git: GitSource | None = None,
+    force: bool = False,
+    inputs: str | None = None,
+    *,
+    demo: bool = False,
 ) -> int:
-    """Render one stack into `out`; RenderError for invalid input or a refused residency rule.
+    """Render one stack into `out`; RenderError for invalid input, a refused residency rule, or (unless
+    `demo`) a placeholder, each named by its field path (exit 1).
 
-    A render already in `out` from the same inputs (stack file, sovstack code and data, Git source) is
-    left as it is, unless `force`.
+    A render already in `out` from the same inputs (stack file, sovstack code and data, Git source,
+    demo or not) is left as it is, unless `force`.
     """
     path = resolve(ref) if isinstance(ref, str) else ref
     git = _git_for(git, out, stack_name(path))
     # `inputs`: the digest the caller computed (render --all's parent, whose environment counts).
-    digest = inputs or (_digest(path, git) if path.is_file() else None)
+    digest = inputs or (_digest(path, git, demo) if path.is_file() else None)
     if digest and not force and (count := unchanged(out, digest)) is not None:
         return count
     try:
@@ -273,6 +288,16 @@ def render_stack(
     broken = [f.line(str(loaded.path)) for f in findings if not f.passed]
     if broken:
         raise RenderError([*broken, f"{loaded.path}: residency rules broken; nothing rendered"], 1)
+    placeholders = render_placeholders(loaded, git)
+    if placeholders and not demo:
+        raise RenderError(
+            [
+                *(p.line(str(loaded.path)) for p in placeholders),
+                f"{loaded.path}: {not_deployable(len(placeholders))}; nothing rendered (fill them in, or "
+                "pass --demo for a demonstration render)",
+            ],
+            1,
+        )
     try:
         files = render_files(loaded, git, findings)
     except ProvenanceError as err:
@@ -289,9 +314,11 @@ def render_stack(
     return count
 
 
-def render_one_cli(ref: str, out: Path, git: GitSource | None = None, force: bool = False) -> int:
+def render_one_cli(
+    ref: str, out: Path, git: GitSource | None = None, force: bool = False, *, demo: bool = False
+) -> int:
     try:
-        count = render_stack(ref, out, git, force=force)
+        count = render_stack(ref, out, git, force=force, demo=demo)
     except RenderError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
@@ -301,11 +328,11 @@ def render_one_cli(ref: str, out: Path, git: GitSource | None = None, force: boo
 
 
 def _render_worker(
-    path: str, out: str, git: GitSource | None, inputs: str | None
+    path: str, out: str, git: GitSource | None, inputs: str | None, demo: bool = False
 ) -> tuple[str, int, list[str], int]:
     name = stack_name(Path(path))
     try:
-        count = render_stack(Path(path), Path(out) / name, git, force=True, inputs=inputs)
+        count = render_stack(Path(path), Path(out) / name, git, force=True, inputs=inputs, demo=demo)
     except RenderError as err:
         return name, err.exit_code, err.lines, 0
     except Exception as err:  # one broken stack must not stop the fleet
@@ -320,6 +347,7 @@ def render_all(
     progress: bool = True,
     git: GitSource | None = None,
     force: bool = False,
+    demo: bool = False,
 ) -> int:
     """Render every stack into out/<stack>; the others still render when one fails.
 
@@ -333,7 +361,7 @@ def render_all(
     todo: list[tuple[Path, str | None]] = []
     for path in stacks:
         target = out / stack_name(path)
-        digest = _digest(path, _git_for(git, target, stack_name(path))) if path.is_file() else None
+        digest = _digest(path, _git_for(git, target, stack_name(path)), demo) if path.is_file() else None
         count = None if force or digest is None else unchanged(target, digest)
         if count is None:
             todo.append((path, digest))
@@ -346,7 +374,7 @@ def render_all(
         # embedding sovstack) would hand its workers locks held by threads that do not exist in the child.
         context = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_render_worker, str(p), str(out), git, digest) for p, digest in todo]
+            futures = [pool.submit(_render_worker, str(p), str(out), git, digest, demo) for p, digest in todo]
             for future in as_completed(futures):
                 name, code, lines, count = future.result()
                 done += 1
@@ -372,10 +400,14 @@ def render_all(
 
 
 def render_all_cli(
-    out: Path, jobs: int | None = None, git: GitSource | None = None, force: bool = False
+    out: Path,
+    jobs: int | None = None,
+    git: GitSource | None = None,
+    force: bool = False,
+    demo: bool = False,
 ) -> int:
     stacks = list_stacks()
     if not stacks:
         print("no stacks found under stacks/", file=sys.stderr)
         return 2
-    return render_all(stacks, out, jobs=jobs, progress=True, git=git, force=force)
+    return render_all(stacks, out, jobs=jobs, progress=True, git=git, force=force, demo=demo)

@@ -23,13 +23,14 @@ from typing import Any
 
 from sovstack.components.catalog import DATA_DIR as CATALOG_DIR
 from sovstack.components.catalog import load_catalog, provider_for_backend
-from sovstack.components.residency import Finding
+from sovstack.components.residency import Finding, load_location_free, public_addresses
 from sovstack.infra import defaults
 from sovstack.infra.compose import Composition
 from sovstack.infra.gitinfo import git_head
 from sovstack.infra.lookups import audit_backend
 from sovstack.infra.pipeline import LoadedStack
-from sovstack.infra.residency_check import evaluate
+from sovstack.infra.placeholders import Placeholder, find_placeholders, not_deployable
+from sovstack.infra.residency_check import evaluate, manifest_images
 from sovstack.infra.schema_check import check_manifests
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -156,6 +157,8 @@ def build_report(
     composition: Composition | None = None,
     findings: list[Finding] | None = None,
     generated: dict[str, Any] | None = None,
+    *,
+    placeholders: list[Placeholder] | None = None,
 ) -> dict[str, Any]:
     """The report as data. `generated` (from `provenance`) is computed here unless given, so one bundle's
     files can share it."""
@@ -167,6 +170,7 @@ def build_report(
     region = catalog.region(provider_for_backend(cluster.provider), cluster.location)
     provider = catalog.provider(region.provider)
     failed = [f for f in findings if not f.passed]
+    placeholders = placeholders if placeholders is not None else find_placeholders(spec)
     backend = audit_backend(spec)
     images = sorted(
         {defaults.vllm_image(spec, m) for m in spec.models}
@@ -174,6 +178,8 @@ def build_report(
         | ({defaults.weights_fetcher_image(spec)} if any(m.weights.s3 for m in spec.models) else set())
         | ({defaults.minio_client_image(spec)} if backend == "minio" else set())
         | set(composition.platform_description.images)
+        | {image for _, image in defaults.talos_installer_images(spec)}
+        | _rendered_images(composition)
     )
     # A stack outside its policy may be refused by the components too: report what the spec says.
     try:
@@ -186,6 +192,10 @@ def build_report(
         schema = check_manifests(objects, cluster.kubernetes_minor)
     else:
         schema = {"ran": False, "reason": "the components refused the stack: nothing to check"}
+    # Kubernetes objects are location-free (they live in the cluster); each cloud resource by its type.
+    cloud_types = [(r["type"], r["name"]) for r in cloud_resources] + [
+        (f"kubernetes:{kind}", f"{kind} objects") for kind in kinds
+    ]
     unchecked = set(schema.get("uncheckedKinds") or ()) if schema["ran"] else set(kinds) & set(CUSTOM_KINDS)
     facts = [
         fact(
@@ -235,6 +245,19 @@ def build_report(
         },
         "verdict": {"passed": not failed, "checks": len(findings), "failed": len(failed)},
         "findings": [f.model_dump() for f in findings],
+        "deployable": {
+            "deployable": not failed and not placeholders,
+            "summary": not_deployable(len(placeholders)) if placeholders else "deployable",
+            "placeholders": [p.to_dict() for p in placeholders],
+        },
+        "locationFree": [
+            {
+                "type": e.type,
+                "reason": e.reason,
+                "resources": sorted(n for t, n in cloud_types if e.matches(t)),
+            }
+            for e in load_location_free()
+        ],
         "inventory": {
             "cluster": {
                 "backend": cluster.provider,
@@ -279,7 +302,15 @@ def build_report(
                 for c in composition.charts()
             ],
             "egress": [
-                {"name": e.name, "host": e.host, "cidrs": list(e.cidrs), "ports": list(e.ports)}
+                {
+                    "name": e.name,
+                    "host": e.host,
+                    "cidrs": list(e.cidrs),
+                    "ports": list(e.ports),
+                    "publicAddresses": public_addresses(e.cidrs)[0],
+                    "maxPublicAddresses": e.max_public_addresses
+                    or composition.policy.max_egress_public_addresses,
+                }
                 for e in spec.network.egress
             ],
             "endpoints": endpoints,
@@ -300,6 +331,14 @@ def build_report(
     }
 
 
+def _rendered_images(composition: Composition) -> set[str]:
+    """Images the rendered objects pull (init containers and jobs included); none for a refused stack."""
+    try:
+        return {image for _, image in manifest_images(composition.kubernetes_objects())}
+    except ValueError:
+        return set()
+
+
 # ---------------------------------------------------------------------------------- the view
 #: Section titles and order. A key not listed here still gets a section, after these, titled from its name.
 SECTION_TITLES: dict[str, str] = {
@@ -318,7 +357,8 @@ SECTION_TITLES: dict[str, str] = {
     "inventory.endpoints": "Endpoints",
     "inventory.stateBackend": "State backend",
     "inventory.secretsProvider": "Secrets provider",
-    "placeholders": "Placeholders",
+    "deployable": "Deployable",
+    "deployable.placeholders": "Placeholders",
     "locationFree": "Location-free resources",
     "findings": "Findings",
     "facts": "Facts and their sources",
@@ -329,7 +369,7 @@ SECTION_TITLES: dict[str, str] = {
 #: In the report's header, not sections of their own.
 HEADER_KEYS = ("stack", "customer")
 #: Dicts shown as one subsection per key rather than as one table.
-NESTED = ("inventory",)
+NESTED = ("inventory", "deployable")
 
 
 def section_title(path: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from sovstack.components.builders.platform import GPU_OPERATOR, describe_platform
 from sovstack.components.catalog import provider_for_backend
 from sovstack.components.residency import Engine, Finding, ResidencyPolicy
@@ -27,8 +30,18 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
     for i, pool in enumerate(cluster.gpu_pools):
         for j, zone in enumerate(pool.zones):
             findings.append(engine.zone(f"{p}.gpuPools[{i}].zones[{j}]", provider, cluster.location, zone))
-    if cluster.talos is not None and any(m.pool for m in cluster.talos.machines):
-        findings += engine.image(f"{p}.talos.installerImage", defaults.talos_installer_image(spec))
+    machines = (
+        ("talos.machines", cluster.talos.machines)
+        if cluster.talos is not None
+        else ("existing.nodes", cluster.existing.nodes)
+        if cluster.existing is not None
+        else ("", ())
+    )
+    for j, machine in enumerate(machines[1]):
+        findings.append(engine.zone(f"{p}.{machines[0]}[{j}].zone", provider, cluster.location, machine.zone))
+    # Every installer a machine pulls: GPU workers' and the control plane's (and non-GPU workers').
+    for field, image in defaults.talos_installer_images(spec):
+        findings += engine.image(f"{p}.talos.{field}", image)
     findings += _platform_findings(engine, spec)
 
     # Audit trail: where the bucket lives, how long it keeps, the shipper's image.
@@ -63,6 +76,11 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
 
     for i, egress in enumerate(spec.network.egress):
         findings += engine.egress(f"{PREFIX}.network.egress[{i}].host", egress.host)
+        findings.append(
+            engine.egress_coverage(
+                f"{PREFIX}.network.egress[{i}].cidrs", egress.cidrs, egress.max_public_addresses
+            )
+        )
 
     external = spec.secrets.external_secrets
     if external is not None:
@@ -113,6 +131,38 @@ def _platform_findings(engine: Engine, spec: CustomerSpec) -> list[Finding]:
         for image in release.images:
             findings += engine.image(f"{PREFIX}.platform.imageRegistry", image)
     return findings
+
+
+#: Where a pod spec sits in each workload kind that runs containers.
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+def manifest_images(objects: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(where, image) of every container, init container and ephemeral container image the rendered
+    Kubernetes objects pull, in object order: the evidence that the rules saw every image."""
+    out: list[tuple[str, str]] = []
+    for obj in objects:
+        path = _POD_SPEC_PATHS.get(str(obj.get("kind")))
+        if path is None:
+            continue
+        pod: Any = obj
+        for key in path:
+            pod = pod.get(key, {}) if isinstance(pod, dict) else {}
+        meta = obj.get("metadata", {})
+        where = f"{obj['kind']}/{meta.get('namespace', '')}/{meta.get('name', '')}"
+        for field in ("initContainers", "containers", "ephemeralContainers"):
+            for i, container in enumerate(pod.get(field, ()) if isinstance(pod, dict) else ()):
+                if isinstance(container, dict) and container.get("image"):
+                    out.append((f"{where}.{field}[{i}].image", str(container["image"])))
+    return out
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -149,6 +149,12 @@ class TalosOptions(SpecModel):
         "omitted, GPU workers install from Sidero Labs' Image Factory (factory.talos.dev), which the "
         "residency rules check like any other registry.",
     )
+    system_installer_image: str | None = Field(
+        default=None,
+        description="Talos installer of the control-plane and non-GPU machines, from your mirror, pinned by "
+        "digest. If omitted they install Sidero Labs' ghcr.io/siderolabs/installer:<talosVersion>, which the "
+        "residency rules check like any other image (an air-gapped profile refuses it).",
+    )
     machines: tuple[MachineSpec, ...] = Field(min_length=1, description="The machines of the site to use.")
 
 
@@ -329,11 +335,19 @@ class EgressSpec(SpecModel):
     host: str = Field(description="Host name; checked against the policy's allowed egress and located.")
     cidrs: tuple[str, ...] = Field(min_length=1, description="Addresses of the host; never 0.0.0.0/0.")
     ports: tuple[int, ...] = Field(default=(443,), min_length=1, description="TCP ports.")
+    max_public_addresses: int | None = Field(
+        default=None,
+        ge=1,
+        description="Raise (or lower) the policy's maxEgressPublicAddresses for this flow only, e.g. for a "
+        "provider's published range; shown in the residency report. Never allows every public address.",
+    )
 
 
 class NetworkSpec(SpecModel):
     cni: Literal["cilium", "calico", "other"] = Field(default="cilium", description="The cluster's CNI.")
-    gateway_namespaces: tuple[str, ...] = Field(default=(), description="Namespaces allowed to call models.")
+    gateway_namespaces: tuple[DnsLabel, ...] = Field(
+        default=(), description="Namespaces allowed to call models (DNS labels)."
+    )
     ingress_cidrs: tuple[str, ...] = Field(default=(), description="CIDRs allowed to call models directly.")
     monitoring_namespaces: tuple[str, ...] = Field(
         default=("monitoring",),

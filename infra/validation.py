@@ -8,6 +8,7 @@ from typing import Any
 from sovstack.components.residency import Finding, PolicyError
 from sovstack.infra.checks import fact_warnings, semantic_problems
 from sovstack.infra.compose import composition_problems
+from sovstack.infra.placeholders import Placeholder, find_placeholders, not_deployable
 from sovstack.infra.residency_check import evaluate
 from sovstack.infra.stackfile import Problem, SpecError, format_loc, parse_spec, read_config, resolve
 
@@ -22,6 +23,9 @@ class ValidationResult:
     policy_label: str = ""
     #: Facts about to expire (docs/residency.md "Facts that expire"): printed, never change the exit code.
     warnings: list[Problem] = field(default_factory=list)
+    placeholders: list[Placeholder] = field(default_factory=list)
+    #: `validate --strict`: a stack with placeholders is refused (exit 1), not only warned about.
+    strict: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -29,7 +33,13 @@ class ValidationResult:
             return EXIT_INVALID
         if any(not f.passed for f in self.findings):
             return EXIT_RESIDENCY
+        if self.strict and self.placeholders:
+            return EXIT_RESIDENCY
         return EXIT_OK
+
+    @property
+    def deployable(self) -> bool:
+        return self.exit_code == EXIT_OK and not self.placeholders
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,13 +47,15 @@ class ValidationResult:
             "valid": self.exit_code == EXIT_OK,
             "exitCode": self.exit_code,
             "policy": self.policy_label,
+            "deployable": self.deployable,
+            "placeholders": [p.to_dict() for p in self.placeholders],
             "problems": [p.to_dict() for p in self.problems],
             "warnings": [w.to_dict() for w in self.warnings],
             "findings": [{"file": self.file, **f.model_dump()} for f in self.findings],
         }
 
 
-def validate_stack(ref: str) -> ValidationResult:
+def validate_stack(ref: str, strict: bool = False) -> ValidationResult:
     """Spec and catalog problems (exit 2), then residency (exit 1), then what the components refuse (exit 2).
 
     Residency comes before composing the components: a component refuses args that break a rule
@@ -75,4 +87,14 @@ def validate_stack(ref: str) -> ValidationResult:
                 problems=[Problem(file, format_loc(loc), msg) for loc, msg in problems],
                 warnings=warnings,
             )
-    return ValidationResult(file, findings=findings, policy_label=spec.residency.label, warnings=warnings)
+    return ValidationResult(
+        file,
+        findings=findings,
+        policy_label=spec.residency.label,
+        placeholders=find_placeholders(spec),
+        strict=strict,
+        warnings=warnings,
+    )
+
+
+__all__ = ["ValidationResult", "not_deployable", "validate_stack"]

@@ -204,14 +204,25 @@ def check_regions(
     out: list[Violation] = []
     for policy in policies:
         engine = Engine(policy)
+        # Provider resources (`pulumi:providers:scaleway`) place the resources of their package that set
+        # no location, as the program's stack guard accepts them; a provider placed by nothing fails.
+        placed = {
+            r.type.rsplit(":", 1)[-1]
+            for r in resources
+            if r.custom
+            and r.type.startswith("pulumi:providers:")
+            and any(
+                f.passed and not f.reason.startswith("location-free")
+                for f in resource_location_findings(engine, r.type, r.name, dict(r.props))
+            )
+        }
         for r in resources:
             if not r.custom:
                 continue  # a component's `region` output repeats its children's; they are checked
-            # Provider resources (`pulumi:providers:scaleway`) place their resources by default region.
             token = r.type
-            if token.startswith("pulumi:providers:"):
-                token = f"{token.rsplit(':', 1)[-1]}:providers:Provider"
-            findings = resource_location_findings(engine, token, r.name, dict(r.props))
+            package = token.split(":", 1)[0]
+            by = f"{package} provider" if package in placed else None
+            findings = resource_location_findings(engine, token, r.name, dict(r.props), placed_by_provider=by)
             findings += _zone_in_region(engine, token, r)
             out += [Violation(f"{f.path}: {f.reason}", r.urn) for f in failures(findings)]
     return _unique(out)
@@ -219,6 +230,8 @@ def check_regions(
 
 def _zone_in_region(engine: Engine, token: str, r: Resource) -> list[Any]:
     package, region, zone = token.split(":", 1)[0], r.props.get("region"), r.props.get("zone")
+    if token.startswith("pulumi:providers:"):
+        package = token.rsplit(":", 1)[-1]
     if not (isinstance(region, str) and isinstance(zone, str)) or package not in engine.catalog.providers:
         return []
     try:

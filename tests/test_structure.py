@@ -30,6 +30,7 @@ INFRA_ORDER = (
     "checks",
     "compose",
     "residency_check",
+    "placeholders",
     "pipeline",
     "validation",
     "schema_check",

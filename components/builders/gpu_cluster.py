@@ -322,13 +322,21 @@ def talos_machine_patch(args: GpuClusterArgs, machine: TalosMachine, gpu_install
         "topology.kubernetes.io/zone": machine.zone,
         **node_labels(args, machine.zone, pool),
     }
-    install = gpu_installer if pool else facts.default_installer.format(version=args.talos.talos_version)
+    install = gpu_installer if pool else talos_system_installer(args)
     patch: dict[str, Any] = {"install": {"image": install}, "nodeLabels": labels}
     if pool is not None:
         patch["kernel"] = {"modules": [{"name": module} for module in facts.kernel_modules]}
         patch["sysctls"] = dict(facts.sysctls)
         patch["nodeTaints"] = {GPU_TAINT["key"]: f"{GPU_TAINT['value']}:{GPU_TAINT['effect']}"}
     return {"machine": patch}
+
+
+def talos_system_installer(args: GpuClusterArgs) -> str:
+    """The installer of control-plane and non-GPU machines: the mirror's, else Sidero Labs' (charts.yaml)."""
+    assert args.talos is not None
+    if args.talos.system_installer_image:
+        return args.talos.system_installer_image
+    return load_cluster_facts().talos.default_installer.format(version=args.talos.talos_version)
 
 
 def talos_gpu_installer(args: GpuClusterArgs, schematic_id: str = "<schematic-id>") -> str:

@@ -250,6 +250,11 @@ class TalosOptions(_Args):
         description="Installer for GPU workers pinned by digest (an air-gapped mirror). Default: an Image "
         "Factory schematic with the NVIDIA extensions (charts.yaml).",
     )
+    system_installer_image: str | None = Field(
+        default=None,
+        description="Installer for control-plane and non-GPU machines pinned by digest (a mirror). Default: "
+        "Sidero Labs' installer (charts.yaml defaultInstaller).",
+    )
     machines: tuple[TalosMachine, ...] = Field(
         default=(), description="Every machine; at least one controlplane."
     )
@@ -559,6 +564,9 @@ def _check_talos(args: GpuClusterArgs, site: Region) -> None:
         _fail("talos.talos_version", problem)
     if talos.installer_image is not None and not image_is_pinned(talos.installer_image):
         _fail("talos.installer_image", f"{talos.installer_image!r} is not pinned by digest (@sha256:...)")
+    system = talos.system_installer_image
+    if system is not None and not image_is_pinned(system):
+        _fail("talos.system_installer_image", f"{system!r} is not pinned by digest (@sha256:...)")
     audit_dir = load_cluster_facts().talos.audit_log_dir
     if not talos.audit_log_path.startswith(audit_dir + "/") or ".." in talos.audit_log_path:
         _fail(

@@ -568,3 +568,19 @@ def test_the_talos_paths_cover_every_minor_once_in_order() -> None:
     minors = [m for p in paths for m in range(int(p.from_minor[2:]), int(p.through[2:]) + 1)]
     assert minors == list(range(16))
     assert all(p.source.strip().startswith("https://docs.siderolabs.com/talos/v1.1") for p in paths)
+
+
+def test_talos_control_plane_installs_from_the_system_installer_mirror() -> None:
+    args = talos()
+    mirror = f"harbor.fr-par-dc1.sovstack.internal/siderolabs/installer:v1.14.0@{DIGEST}"
+    assert args.talos is not None
+    args = args.model_copy(update={"talos": args.talos.model_copy(update={"system_installer_image": mirror})})
+    resources = {r["name"]: r for r in describe_cluster(args).resources}
+    patch = json.loads(resources["acme-gpu-apply-cp1"]["inputs"]["config_patches"][0])["machine"]
+    assert patch["install"] == {"image": mirror}
+    unpinned = args.model_copy(
+        update={"talos": args.talos.model_copy(update={"system_installer_image": "mirror/installer:v1"})}
+    )
+    assert error(unpinned) == (
+        "talos.system_installer_image: 'mirror/installer:v1' is not pinned by digest (@sha256:...)"
+    )

@@ -17,8 +17,13 @@ from sovstack.components.residency import (
     PolicyError,
     ResidencyPolicy,
     failures,
+    load_location_free,
     load_profiles,
+    location_free_reason,
+    pending_location_keys,
+    public_addresses,
     resolve_policy,
+    resource_location_findings,
 )
 
 DIGEST = "@sha256:" + "1" * 64
@@ -476,6 +481,35 @@ CASES: list[Case] = [
         "unknown; use an endpoint listed in regions.yaml or declare it at a site in sites.yaml",
     ),
     (
+        "egress-coverage-small",
+        lambda: [FR.egress_coverage("p", ["51.159.0.0/24", "10.0.0.0/8"])],
+        "egress.coverage",
+        True,
+        "opens 256 public addresses; policy maxEgressPublicAddresses allows 65536",
+    ),
+    (
+        "egress-coverage-two-halves",
+        lambda: [FR.egress_coverage("p", ["0.0.0.0/1", "128.0.0.0/1"], limit=1 << 33)],
+        "egress.coverage",
+        False,
+        "the CIDRs together cover every public address (3702258688), the same as 0.0.0.0/0 or ::/0; "
+        "list the destination's own networks",
+    ),
+    (
+        "egress-coverage-broad-provider-range",
+        lambda: [FR.egress_coverage("p", ["51.158.0.0/15"])],
+        "egress.coverage",
+        False,
+        "opens 131072 public addresses; policy maxEgressPublicAddresses allows 65536",
+    ),
+    (
+        "egress-coverage-flow-override",
+        lambda: [FR.egress_coverage("p", ["51.158.0.0/15"], limit=131072)],
+        "egress.coverage",
+        True,
+        "opens 131072 public addresses; its maxPublicAddresses allows 131072",
+    ),
+    (
         "retention-enough",
         lambda: [FR.retention("p", 365)],
         "audit.retention",
@@ -521,6 +555,7 @@ def test_every_rule_is_exercised_passing_and_failing(fixture_catalog: Catalog) -
     """
     produced = {(f.rule, f.passed) for case in CASES for f in case[1]()}
     produced |= {(f.rule, f.passed) for f in _fixture_findings(fixture_catalog)}
+    produced |= {(f.rule, f.passed) for f in _resource_findings()}
     assert {rule for rule, _ in produced} <= set(RULES), "the engine emits a rule RULES does not document"
     missing = {(rule, passed) for rule in RULES for passed in (True, False)} - produced
     assert not missing, f"never produced by the engine: {sorted(missing)}"
@@ -711,3 +746,112 @@ def test_rules_table_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "residency.md").read_text(encoding="utf-8")
     missing = [rule for rule in RULES if f"`{rule}`" not in doc]
     assert missing == []
+
+
+# ------------------------------------------------------------------- the stack guard's findings (fail closed)
+def _resource_findings() -> list[Finding]:
+    return [
+        *resource_location_findings(FR, "kubernetes:core/v1:ConfigMap", "c", {"data": {}}),
+        *resource_location_findings(FR, "aws:s3/bucket:Bucket", "b", {"bucket": "b"}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("type_token", "props", "placed_by", "passed", "reason"),
+    [
+        (
+            "aws:s3/bucket:Bucket",
+            {"bucket": "b"},
+            None,
+            False,
+            "sovstack cannot determine where this resource places data: it has no region, zone or location "
+            "input, no explicit provider whose location was checked, and policies.yaml does not list "
+            "aws:s3/bucket:Bucket as location-free; set its location or add the type to locationFree with "
+            "the reason",
+        ),
+        (
+            "pulumi:providers:scaleway",
+            {},
+            None,
+            False,
+            "sovstack cannot determine where this resource places data: it has no region, zone or location "
+            "input, no explicit provider whose location was checked, and policies.yaml does not list "
+            "pulumi:providers:scaleway as location-free; set its location or add the type to locationFree "
+            "with the reason",
+        ),
+        (
+            "scaleway:network/vpc:Vpc",
+            {"name": "v"},
+            "scaleway provider",
+            True,
+            "placed by its explicit scaleway provider, whose location was checked",
+        ),
+        (
+            "kubernetes:core/v1:Namespace",
+            {},
+            None,
+            True,
+            "location-free: a Kubernetes object lives in the cluster, whose region or site the cluster rules "
+            "check",
+        ),
+        (
+            "pulumi:providers:minio",
+            {"minioServer": "s3.fr-par-dc1.sovstack.internal"},
+            None,
+            True,
+            "MinIO server s3.fr-par-dc1.sovstack.internal is object-storage in operator fr-par-dc1 (Paris, FR, EU)",
+        ),
+        (
+            "pulumi:providers:minio",
+            {"minioServer": "s3.amazonaws.com"},
+            None,
+            False,
+            "MinIO server host 's3.amazonaws.com' is not a catalogued endpoint, so its location is unknown; use "
+            "an endpoint listed in regions.yaml or declare it at a site in sites.yaml",
+        ),
+    ],
+)
+def test_resource_without_location_fails_closed(
+    type_token: str, props: dict[str, object], placed_by: str | None, passed: bool, reason: str
+) -> None:
+    [finding] = resource_location_findings(FR, type_token, "r", props, placed_by_provider=placed_by)
+    assert (finding.rule, finding.passed, finding.reason) == ("resource.location", passed, reason)
+
+
+def test_location_free_types_each_give_a_reason() -> None:
+    entries = load_location_free()
+    assert {e.type for e in entries} >= {"kubernetes:*", "pulumi:providers:kubernetes", "talos:*"}
+    assert all(len(e.reason) >= 10 for e in entries)
+    assert location_free_reason("aws:s3/bucket:Bucket") is None
+
+
+def test_output_valued_location_is_left_to_the_guard() -> None:
+    class Pending:  # stands for a pulumi.Output: not a plain value
+        pass
+
+    assert pending_location_keys({"region": Pending(), "zone": "fr-par-1"}) == ["region"]
+    assert pending_location_keys({"regions": ["GRA11", Pending()]}) == ["regions"]
+    assert resource_location_findings(FR, "scaleway:object/bucket:Bucket", "b", {"region": Pending()}) == []
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "count", "whole"),
+    [
+        (["0.0.0.0/1", "128.0.0.0/1"], 3702258688, True),
+        (["10.0.0.0/8", "192.168.0.0/16", "192.0.2.0/24"], 0, False),
+        (["51.159.0.0/24", "51.159.0.0/25"], 256, False),
+        (["2000::/3"], (1 << 125) - (1 << 105) - (1 << 96) - (1 << 112) - (1 << 108), True),
+        (["2001:db8::/32"], 0, False),
+    ],
+)
+def test_public_addresses_of_a_flow(cidrs: list[str], count: int, whole: bool) -> None:
+    assert public_addresses(cidrs) == (count, whole)
+
+
+def test_policy_countries_are_alpha2() -> None:
+    with pytest.raises(PolicyError) as err:
+        resolve_policy("eu", overrides={"countries": ["FRA"]})
+    assert (
+        str(err.value)
+        == "countries: Value error, 'FRA' is not an ISO 3166 alpha-2 country code (e.g. FR, SE)"
+    )

@@ -278,6 +278,8 @@ class E2EStack:
         stack.set_config(
             KUBECONFIG_KEY, auto.ConfigValue(value=self.plane_kubeconfig.read_text(), secret=True)
         )
+        # Test stacks copied from the examples may keep their placeholders: a demonstration deployment.
+        stack.set_config("sovstack:demo", auto.ConfigValue(value="true"))
         return run(loaded, operation, options)
 
     def ops(self) -> dict[str, set[str]]:

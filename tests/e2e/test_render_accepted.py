@@ -56,7 +56,7 @@ def test_every_rendered_object_is_accepted_by_the_server(
     plane: ControlPlane, example: str, tmp_path: Path
 ) -> None:
     out = tmp_path / example
-    render_stack(example, out)
+    render_stack(example, out, demo=True)
     objects = objects_of(out / "manifests") + objects_of(out / "argocd")
     namespaces = [o for o in objects if o["kind"] == "Namespace"]
     others = [o for o in objects if o["kind"] != "Namespace"]

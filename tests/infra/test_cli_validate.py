@@ -37,14 +37,65 @@ def lines(text: str) -> list[str]:
 # --- the examples ---------------------------------------------------------------------------------------
 
 
+#: The placeholders each example keeps on purpose (a reader replaces them), field by field.
+EXAMPLE_PLACEHOLDERS = {
+    "industrial-eu": ["sovstack:customer.cluster.scaleway.apiServerAllowedCidrs[0]"],
+    "gov-fr": ["sovstack:customer.cluster.ovh.serviceName"],
+    "research-se": [
+        "sovstack:customer.cluster.talos.installerImage",
+        "sovstack:customer.cluster.talos.systemInstallerImage",
+    ],
+    "airgap-onprem": [],
+}
+#: A real-looking value for each placeholder field: what an operator fills in.
+FILLED = {
+    "apiServerAllowedCidrs": ["85.10.0.0/28"],
+    "serviceName": "5a1e9c3b7d2f4e6a8b0c1d2e3f4a5b6c",
+    "installerImage": "registry.se-sto-dc1.sovstack.internal/mirror/talos-installer-nvidia:v1.11.5"
+    "@sha256:" + "7e" * 32,
+    "systemInstallerImage": "registry.se-sto-dc1.sovstack.internal/mirror/siderolabs/installer:v1.11.5"
+    "@sha256:" + "3c" * 32,
+}
+
+
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_examples_are_valid_by_name(example: str) -> None:
     result = invoke("validate", example)
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
-    [line] = lines(result.stdout)
-    assert line.startswith(f"{os.path.relpath(STACKS_DIR, Path.cwd())}/Pulumi.{example}.yaml: valid (")
+    file = f"{os.path.relpath(STACKS_DIR, Path.cwd())}/Pulumi.{example}.yaml"
+    [line] = [x for x in lines(result.output) if ": valid (" in x]
+    assert line.startswith(f"{file}: valid (")
     assert "residency checks passed, policy " in line
+    # Each placeholder is a warning line with its field path; the verdict says the stack cannot deploy.
+    warned = [x.split(": ")[1] for x in lines(result.stderr) if "[placeholder]" in x]
+    assert warned == EXAMPLE_PLACEHOLDERS[example]
+    count = len(warned)
+    assert line.endswith(f"; not deployable: {count} placeholder{'s' if count != 1 else ''}") == bool(count)
+    strict = invoke("validate", example, "--strict")
+    assert strict.exit_code == (1 if count else 0), strict.output
+
+
+def _fill(value: Any) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in FILLED:
+                value[key] = FILLED[key]
+            else:
+                _fill(item)
+    elif isinstance(value, list):
+        for item in value:
+            _fill(item)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_examples_with_placeholders_filled_in_are_deployable(write_stack: StackWriter, example: str) -> None:
+    path = write_stack(example, _fill)
+    result = validate(path, "--strict", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert (payload["deployable"], payload["placeholders"]) == (True, [])
+    report = json.loads(invoke("report", str(path), "--format", "json").stdout)
+    assert report["deployable"] == {"deployable": True, "summary": "deployable", "placeholders": []}
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -52,7 +103,7 @@ def test_examples_copied_to_a_file_are_valid(write_stack: StackWriter, example: 
     path = write_stack(example)
     result = validate(path)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith(f"{path}: valid (")
+    assert f"{path}: valid (" in result.output
 
 
 def test_several_stacks_exit_with_the_worst_code(write_stack: StackWriter, tmp_path: Path) -> None:
@@ -133,7 +184,9 @@ def test_a_version_near_its_end_warns_and_still_validates(
     )
     result = validate(path)
     assert result.exit_code == 0
-    assert lines(result.stderr) == [warning]
+    # The example's placeholders follow the warning, each on a line of its own.
+    assert lines(result.stderr)[0] == warning
+    assert all("[placeholder]" in line for line in lines(result.stderr)[1:])
     assert result.stdout.startswith(f"{path}: valid (")
     payload = json.loads(validate(path, "--json").stdout)
     assert payload["exitCode"] == 0 and payload["problems"] == []
@@ -306,7 +359,12 @@ def test_region_outside_the_policys_countries(write_stack: StackWriter) -> None:
         f"{path}: sovstack:customer.audit.region: [FAIL] storage.location: "
         "audit bucket gov-fr-audit scaleway pl-waw (Warsaw, PL, EU) is in PL; policy allows FR"
     ) in errors
-    assert errors[-1] == f"{path}: {len(errors) - 1} residency rule(s) broken"
+    broken = [e for e in errors if "[FAIL]" in e]
+    assert errors[-1] == f"{path}: {len(broken)} residency rule(s) broken"
+    # The placeholder the move brings along is listed too (a warning, not a broken rule).
+    assert [e.split(": ")[1] for e in errors if "[placeholder]" in e] == [
+        "sovstack:customer.cluster.scaleway.apiServerAllowedCidrs[0]"
+    ]
     assert result.stdout == ""
 
 
@@ -329,6 +387,8 @@ def test_audit_retention_below_the_policy_minimum(write_stack: StackWriter) -> N
     assert lines(result.stderr) == [
         f"{path}: sovstack:customer.audit.retentionDays: [FAIL] audit.retention: "
         "audit logs kept 200 days; policy minimum is 365 days",
+        f"{path}: sovstack:customer.cluster.ovh.serviceName: [placeholder] sequential example id "
+        "(0123456789abcdef...): replace it with the real one",
         f"{path}: 1 residency rule(s) broken",
     ]
 
@@ -366,6 +426,8 @@ def test_json_carries_the_same_problems(write_stack: StackWriter) -> None:
         ],
         "warnings": [],
         "findings": [],
+        "deployable": False,
+        "placeholders": [],
     }
     assert [f"{p['file']}: {p['path']}: {p['message']}" for p in payload["problems"]] == lines(text.stderr)
 
@@ -547,12 +609,14 @@ def test_console_script_exit_code_and_stderr(write_stack: StackWriter) -> None:
     assert bad.stderr.splitlines() == [
         f"{path}: sovstack:customer.audit.retentionDays: [FAIL] audit.retention: "
         "audit logs kept 30 days; policy minimum is 365 days",
+        f"{path}: sovstack:customer.cluster.ovh.serviceName: [placeholder] sequential example id "
+        "(0123456789abcdef...): replace it with the real one",
         f"{path}: 1 residency rule(s) broken",
     ]
     assert "Traceback" not in bad.stderr
-    good = run(str(SOVSTACK), "validate", "industrial-eu")
+    good = run(str(SOVSTACK), "validate", "airgap-onprem")
     assert (good.returncode, good.stderr) == (0, "")
-    assert good.stdout.startswith("stacks/Pulumi.industrial-eu.yaml: valid (")
+    assert good.stdout.startswith("stacks/Pulumi.airgap-onprem.yaml: valid (")
 
 
 @pytest.mark.slow
@@ -626,6 +690,8 @@ def test_identity_issuer_outside_the_policy(write_stack: StackWriter) -> None:
     assert lines(result.stderr) == [
         f"{path}: sovstack:customer.identity.issuerUrl: [FAIL] identity.issuer: identity issuer "
         "vault.se-sto-dc1.sovstack.internal operator se-sto-dc1 (Stockholm, SE, EU) is in SE; policy allows FR",
+        # gov-fr's own placeholders (its OVHcloud project id) are listed too
+        *[line for line in lines(result.stderr) if "[placeholder]" in line],
         f"{path}: 1 residency rule(s) broken",
     ]
 
@@ -645,3 +711,153 @@ def test_identity_key_set_at_an_uncatalogued_host(write_stack: StackWriter) -> N
         "'login.example.com' is not a catalogued endpoint, so its location is unknown; use an endpoint listed in "
         "regions.yaml or declare it at a site in sites.yaml"
     ) in lines(result.stderr)
+
+
+# --- placeholders, egress coverage and consistency of exit codes ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "reason"),
+    [
+        (
+            lambda c: c["cluster"]["ovh"].update(serviceName="0" * 32),
+            "cluster.ovh.serviceName",
+            "all-zero id: replace it with the real one",
+        ),
+        (
+            lambda c: c["network"]["egress"][0].update(cidrs=["203.0.113.0/24"]),
+            "network.egress[0].cidrs[0]",
+            "203.0.113.0/24 is in the documentation range 203.0.113.0/24 (RFC 5737/3849): it routes nowhere",
+        ),
+        (
+            lambda c: c["network"].update(apiServerCidrs=["2001:db8::/48"]),
+            "network.apiServerCidrs[0]",
+            "2001:db8::/48 is in the documentation range 2001:db8::/32 (RFC 5737/3849): it routes nowhere",
+        ),
+        (
+            lambda c: c["network"]["egress"][0].update(cidrs=["192.0.2.8/29"]),
+            "network.egress[0].cidrs[0]",
+            "192.0.2.8/29 is in the documentation range 192.0.2.0/24 (RFC 5737/3849): it routes nowhere",
+        ),
+    ],
+)
+def test_placeholders_are_findings_of_their_own(
+    write_stack: StackWriter, mutate: Any, path: str, reason: str
+) -> None:
+    file = write_stack("gov-fr", lambda c: (c["cluster"]["ovh"].update(serviceName="5a1e" * 8), mutate(c)))
+    result = validate(file)
+    assert result.exit_code == 0, result.output
+    assert f"{file}: sovstack:customer.{path}: [placeholder] {reason}" in lines(result.stderr)
+    assert validate(file, "--strict").exit_code == 1
+
+
+def test_egress_two_halves_of_the_internet_are_refused(write_stack: StackWriter) -> None:
+    path = write_stack(
+        "gov-fr", lambda c: c["network"]["egress"][0].update(cidrs=["0.0.0.0/1", "128.0.0.0/1"])
+    )
+    result = validate(path)
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{path}: sovstack:customer.network.egress[0].cidrs: [FAIL] egress.coverage: the CIDRs together cover "
+        "every public address (3702258688), the same as 0.0.0.0/0 or ::/0; list the destination's own networks"
+    ) in lines(result.stderr)
+
+
+def test_egress_broader_than_the_policy_allows_needs_a_per_flow_limit(write_stack: StackWriter) -> None:
+    path = write_stack("gov-fr", lambda c: c["network"]["egress"][0].update(cidrs=["141.94.0.0/15"]))
+    result = validate(path)
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{path}: sovstack:customer.network.egress[0].cidrs: [FAIL] egress.coverage: opens 131072 public "
+        "addresses; policy maxEgressPublicAddresses allows 65536"
+    ) in lines(result.stderr)
+    raised = write_stack(
+        "gov-fr",
+        lambda c: c["network"]["egress"][0].update(cidrs=["141.94.0.0/15"], maxPublicAddresses=131072),
+    )
+    assert validate(raised).exit_code == 0
+    report = json.loads(invoke("report", str(raised), "--format", "json").stdout)
+    flow = report["inventory"]["egress"][0]
+    assert (flow["publicAddresses"], flow["maxPublicAddresses"]) == (131072, 131072)
+
+
+def test_zone_outside_the_region_is_the_residency_rule_exit_1(write_stack: StackWriter) -> None:
+    """docs/residency.md documents zone.in-region as a rule: exit 1, with the rule's line."""
+    path = write_stack("industrial-eu", lambda c: c["cluster"]["systemPool"].update(zones=["nl-ams-1"]))
+    result = validate(path)
+    assert result.exit_code == 1, result.output
+    assert lines(result.stderr)[0] == (
+        f"{path}: sovstack:customer.cluster.systemPool.zones[0]: [FAIL] zone.in-region: zone 'nl-ams-1' is "
+        "not in scaleway fr-par (Paris, FR, EU) (zones: fr-par-1, fr-par-2, fr-par-3)"
+    )
+
+
+def test_machine_zone_outside_the_site_is_the_residency_rule_exit_1(write_stack: StackWriter) -> None:
+    path = write_stack(
+        "airgap-onprem", lambda c: c["cluster"]["existing"]["nodes"][0].update(zone="se-sto-dc1-a")
+    )
+    result = validate(path)
+    assert result.exit_code == 1, result.output
+    assert any(
+        x.startswith(f"{path}: sovstack:customer.cluster.existing.nodes[0].zone: [FAIL] zone.in-region:")
+        for x in lines(result.stderr)
+    )
+
+
+def test_policy_override_with_an_alpha3_country_is_invalid_exit_2(write_stack: StackWriter) -> None:
+    path = write_stack("airgap-onprem", lambda c: c["residency"]["overrides"].update(countries=["FRA"]))
+    result = validate(path)
+    assert result.exit_code == 2, result.output
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.residency.overrides: countries: Value error, 'FRA' is not an ISO 3166 "
+        "alpha-2 country code (e.g. FR, SE)"
+    ]
+
+
+def test_aws_audit_endpoint_at_an_airgapped_site_is_invalid_exit_2(write_stack: StackWriter) -> None:
+    def to_aws(c: Customer) -> None:
+        c["audit"]["endpoint"] = "https://s3.eu-west-3.amazonaws.com"
+        c["network"]["egress"].append(
+            {"name": "aws", "host": "s3.eu-west-3.amazonaws.com", "cidrs": ["52.95.154.0/24"]}
+        )
+
+    path = write_stack("airgap-onprem", to_aws)
+    result = validate(path)
+    assert result.exit_code == 2, result.output
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.audit.endpoint: s3.eu-west-3.amazonaws.com is not a catalogued endpoint "
+        "at the cluster's fr-par-dc1: audit records stay where the workloads run; declare the endpoint at the "
+        "site in sites.yaml"
+    ]
+
+
+def test_gateway_namespace_must_be_a_dns_label_exit_2(write_stack: StackWriter) -> None:
+    path = write_stack("airgap-onprem", lambda c: c["network"].update(gatewayNamespaces=["Gate_Way"]))
+    result = validate(path)
+    assert result.exit_code == 2, result.output
+    assert lines(result.stderr) == [
+        f"{path}: sovstack:customer.network.gatewayNamespaces[0]: 'Gate_Way' is not a DNS-1123 label "
+        "(lowercase letters, digits and '-', starting and ending with an alphanumeric, at most 63 characters)"
+    ]
+
+
+def test_yaml_merge_keys_are_accepted_and_duplicates_still_refused(tmp_path: Path) -> None:
+    text = (STACKS_DIR / "Pulumi.airgap-onprem.yaml").read_text(encoding="utf-8")
+    pool = "- {name: l40s, gpuType: L40S, gpusPerNode: 4, minNodes: 2, maxNodes: 2, zones: [fr-par-dc1-a, fr-par-dc1-b]}"
+    assert pool in text
+    merged = text.replace(
+        "          - {name: gpu-b1, address: 10.50.1.12, role: worker, zone: fr-par-dc1-b, pool: l40s, "
+        "gpuType: L40S, gpuCount: 4}",
+        "          - <<: {role: worker, pool: l40s, gpuType: L40S, gpuCount: 4}\n"
+        "            name: gpu-b1\n            address: 10.50.1.12\n            zone: fr-par-dc1-b",
+    )
+    assert merged != text
+    path = tmp_path / "Pulumi.merged.yaml"
+    path.write_text(merged, encoding="utf-8")
+    assert validate(path).exit_code == 0, validate(path).output
+    path.write_text(
+        merged.replace("name: gpu-b1\n", "name: gpu-b1\n            name: gpu-b2\n"), encoding="utf-8"
+    )
+    result = validate(path)
+    assert result.exit_code == 2
+    assert "found duplicate key 'name'" in result.stderr

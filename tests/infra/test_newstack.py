@@ -385,3 +385,65 @@ def test_talos_stacks_from_templates_mirror_the_operator_and_installer(
     assert cluster.talos is not None
     assert cluster.talos.installer_image is not None
     assert cluster.talos.installer_image.startswith(f"registry.{site}.sovstack.internal/mirror/")
+
+
+def test_every_talos_machine_installs_from_the_mirror_and_the_report_lists_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control plane's installer too: it was ghcr.io/siderolabs/installer:v1.11.5, unpinned and unchecked."""
+    import json
+
+    from sovstack.infra.pipeline import load_stack
+    from sovstack.infra.report import build_report
+    from sovstack.infra.residency_check import evaluate
+
+    monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(tmp_path))
+    result = CliRunner().invoke(
+        app, ["new", "t", "--template", "airgapped", "--provider", "talos", "--region", "fr-par-dc1"]
+    )
+    assert result.exit_code == 0, result.output
+    loaded = load_stack(tmp_path / "Pulumi.t.yaml")
+    applies = [
+        r
+        for r in loaded.composed().cloud_resources()
+        if r["type"] == "talos:machine/configurationApply:ConfigurationApply"
+    ]
+    images = {
+        r["name"]: json.loads(r["inputs"]["config_patches"][0])["machine"]["install"]["image"]
+        for r in applies
+    }
+    zero = "@sha256:" + "0" * 64
+    mirror = "registry.fr-par-dc1.sovstack.internal/mirror"
+    assert {n: i for n, i in images.items() if n.endswith(("cp-1", "cp-2", "cp-3"))} == {
+        f"t-gpu-apply-cp-{i}": f"{mirror}/siderolabs/installer:v1.14.0{zero}" for i in (1, 2, 3)
+    }
+    assert all(i.startswith(mirror + "/") for i in images.values())
+    report = build_report(loaded)
+    assert set(images.values()) <= set(report["inventory"]["images"])
+    checked = {(f.rule, f.path) for f in evaluate(loaded.spec)}
+    for rule in ("image.registry", "image.pinned"):
+        assert (rule, "sovstack:customer.cluster.talos.systemInstallerImage") in checked
+        assert (rule, "sovstack:customer.cluster.talos.installerImage") in checked
+
+
+def test_control_plane_installer_from_a_public_registry_breaks_the_airgapped_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(tmp_path))
+    CliRunner().invoke(
+        app, ["new", "t", "--template", "airgapped", "--provider", "talos", "--region", "fr-par-dc1"]
+    )
+    path = tmp_path / "Pulumi.t.yaml"
+    document = yaml.safe_load(path.read_text())
+    del document["config"]["sovstack:customer"]["cluster"]["talos"]["systemInstallerImage"]
+    path.write_text(yaml.safe_dump(document))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{path}: sovstack:customer.cluster.talos.systemInstallerImage: [FAIL] image.registry: registry ghcr.io "
+        "is not allowed; allowed: registry.fr-par-dc1.sovstack.internal, registry.se-sto-dc1.sovstack.internal"
+    ) in result.output
+    assert (
+        f"{path}: sovstack:customer.cluster.talos.systemInstallerImage: [FAIL] image.pinned: not pinned: add "
+        "@sha256:<digest> so every pull is the same"
+    ) in result.output

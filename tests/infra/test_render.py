@@ -31,7 +31,7 @@ def tree(root: Path) -> dict[str, bytes]:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("render")
     code = render_mod.render_all(
-        [REPO / "stacks" / f"Pulumi.{s}.yaml" for s in EXAMPLES], out, progress=False
+        [REPO / "stacks" / f"Pulumi.{s}.yaml" for s in EXAMPLES], out, progress=False, demo=True
     )
     assert code == 0
     return out
@@ -108,6 +108,7 @@ def test_argocd_source_follows_the_output_path_and_options(
             "https://git.example.eu/p.git",
             "--revision",
             "prod",
+            "--demo",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -148,8 +149,8 @@ from pathlib import Path
 from sovstack.infra.render import render_stack
 for stack in sys.argv[1:]:
     out = Path(tempfile.mkdtemp()) / "render"
-    render_stack(stack, out)
-    render_stack(stack, out)  # a re-render over an old render writes the same bytes
+    render_stack(stack, out, demo=True)
+    render_stack(stack, out, demo=True)  # a re-render over an old render writes the same bytes
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         print(stack, path.relative_to(out), hashlib.sha256(path.read_bytes()).hexdigest())
 """
@@ -174,14 +175,14 @@ def test_a_failed_render_leaves_nothing_behind(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setattr(Path, "write_text", flaky)
     with pytest.raises(OSError, match="disk full"):
-        render_mod.render_stack("gov-fr", out)
+        render_mod.render_stack("gov-fr", out, demo=True)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_rerender_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
-    render_mod.render_stack("gov-fr", out)
+    render_mod.render_stack("gov-fr", out, demo=True)
     before = tree(out)
     monkeypatch.setattr(Path, "write_text", lambda *a, **k: (_ for _ in ()).throw(OSError("boom")))
     with pytest.raises(OSError):
@@ -194,7 +195,7 @@ def test_render_refuses_to_replace_a_directory_it_did_not_write(tmp_path: Path) 
     out = tmp_path / "precious"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    result = runner.invoke(app, ["render", "gov-fr", "--out", str(out)])
+    result = runner.invoke(app, ["render", "gov-fr", "--out", str(out), "--demo"])
     assert result.exit_code == 2
     assert "is not a sovstack render" in result.output
     assert (out / "notes.txt").read_text() == "keep me"
@@ -209,7 +210,7 @@ def test_no_secret_value_reaches_any_rendered_file(tmp_path: Path) -> None:
         + "  sovstack:apiToken: PLANTED-PLAINTEXT-TOKEN\n"
     )
     out = tmp_path / "out"
-    assert runner.invoke(app, ["render", str(stack), "--out", str(out)]).exit_code == 0
+    assert runner.invoke(app, ["render", str(stack), "--out", str(out), "--demo"]).exit_code == 0
     for rel, content in tree(out).items():
         assert b"PLANTEDCIPHERTEXT" not in content, rel
         assert b"PLANTED-PLAINTEXT-TOKEN" not in content, rel
@@ -234,7 +235,7 @@ def test_render_all_renders_the_good_stacks_and_lists_the_bad(tmp_path: Path) ->
         shutil.copy(REPO / "stacks" / f"Pulumi.{name}.yaml", stacks)
     (stacks / "Pulumi.broken.yaml").write_text("config: [")
     out = tmp_path / "out"
-    code = render_mod.render_all(sorted(stacks.glob("Pulumi.*.yaml")), out, jobs=2, progress=False)
+    code = render_mod.render_all(sorted(stacks.glob("Pulumi.*.yaml")), out, jobs=2, progress=False, demo=True)
     assert code == 2
     assert sorted(p.name for p in out.iterdir()) == ["gov-fr", "industrial-eu"]
 
@@ -245,7 +246,7 @@ def test_render_all_cli_progress_and_exit(tmp_path: Path, monkeypatch: pytest.Mo
     shutil.copy(REPO / "stacks" / "Pulumi.gov-fr.yaml", stacks)
     (stacks / "Pulumi.broken.yaml").write_text("")
     monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(stacks))
-    result = runner.invoke(app, ["render", "--all", "--out", str(tmp_path / "out")])
+    result = runner.invoke(app, ["render", "--all", "--out", str(tmp_path / "out"), "--demo"])
     assert result.exit_code == 2
     assert "broken: FAILED (exit 2)" in result.output
     assert "gov-fr: ok" in result.output
@@ -330,7 +331,7 @@ def test_report_exits_1_when_a_rule_breaks(tmp_path: Path) -> None:
 def test_render_does_not_import_pulumi(tmp_path: Path) -> None:
     code = (
         "import sys; from sovstack.infra.render import render_stack; "
-        f"render_stack('gov-fr', __import__('pathlib').Path({str(tmp_path / 'o')!r})); "
+        f"render_stack('gov-fr', __import__('pathlib').Path({str(tmp_path / 'o')!r}), demo=True); "
         "assert not [m for m in sys.modules if m == 'pulumi' or m.startswith('pulumi.')], 'pulumi imported'"
     )
     result = subprocess.run(
@@ -355,3 +356,29 @@ def test_kubernetes_older_than_the_supported_range_is_refused(tmp_path: Path) ->
         f"{stack}: sovstack:customer.cluster.kubernetesVersion: '1.29' is not supported: sovstack supports "
         'Kubernetes 1.30 to 1.37, as a minor ("1.31") or, for Talos, a patch release ("1.32.4")'
     ) in result.output
+
+
+def test_placeholders_refuse_a_render_unless_it_is_a_demo(tmp_path: Path) -> None:
+    """The example Git URL and the example's documentation address passed silently before."""
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["render", "industrial-eu", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    file = "stacks/Pulumi.industrial-eu.yaml"
+    assert result.output.splitlines()[-3:] == [
+        f"{file}: sovstack:customer.cluster.scaleway.apiServerAllowedCidrs[0]: [placeholder] 198.51.100.0/28 is "
+        "in the documentation range 198.51.100.0/24 (RFC 5737/3849): it routes nowhere",
+        f"{file}: --repo-url: [placeholder] host git.example.invalid is under the reserved .invalid name "
+        "(RFC 2606): it resolves nowhere",
+        f"{file}: not deployable: 2 placeholders; nothing rendered (fill them in, or pass --demo for a "
+        "demonstration render)",
+    ]
+    assert not out.exists()
+    demo = runner.invoke(app, ["render", "industrial-eu", "--out", str(out), "--demo"])
+    assert demo.exit_code == 0, demo.output
+    report = json.loads((out / "residency-report.json").read_text())
+    assert report["deployable"]["summary"] == "not deployable: 2 placeholders"
+    assert [p["path"] for p in report["deployable"]["placeholders"]] == [
+        "sovstack:customer.cluster.scaleway.apiServerAllowedCidrs[0]",
+        "--repo-url",
+    ]
+    assert "**not deployable: 2 placeholders**" in (out / "residency-report.md").read_text()

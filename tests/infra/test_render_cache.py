@@ -31,11 +31,11 @@ def test_an_unchanged_fleet_starts_no_worker_and_keeps_its_files(
     fleet: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    assert render_mod.render_all(fleet, out, progress=False, git=GIT) == 0
+    assert render_mod.render_all(fleet, out, progress=False, git=GIT, demo=True) == 0
     first = capsys.readouterr().out
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     monkeypatch.setattr(render_mod, "ProcessPoolExecutor", _no_workers)
-    assert render_mod.render_all(fleet, out, progress=False, git=GIT) == 0
+    assert render_mod.render_all(fleet, out, progress=False, git=GIT, demo=True) == 0
     second = capsys.readouterr().out
     assert "unchanged (same inputs" not in first
     # The same object count as the full render, read from the record beside each render.
@@ -48,10 +48,10 @@ def test_a_changed_stack_file_is_rendered_again_and_only_it(
     fleet: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    render_mod.render_all(fleet, out, progress=False, git=GIT)
+    render_mod.render_all(fleet, out, progress=False, git=GIT, demo=True)
     capsys.readouterr()
     fleet[1].write_text(fleet[1].read_text() + "# reviewed\n")
-    render_mod.render_all(fleet, out, progress=True, git=GIT)
+    render_mod.render_all(fleet, out, progress=True, git=GIT, demo=True)
     captured = capsys.readouterr()
     assert "; 1 unchanged" in captured.out
     assert "[1/1] gov-fr: ok" in captured.err
@@ -62,22 +62,22 @@ def test_new_code_or_another_git_source_renders_again(
 ) -> None:
     out = tmp_path / "out"
     stack = REPO / "stacks" / "Pulumi.gov-fr.yaml"
-    render_mod.render_stack(stack, out, GIT)
+    render_mod.render_stack(stack, out, GIT, demo=True)
     record = (out / render_cache.INPUTS_FILE).read_text()
     digest = record.splitlines()[0].split()[1]
     assert render_cache.unchanged(out, digest) is not None
     other_git = render_mod._digest(
-        stack, render_mod.GitSource(repo_url=GIT.repo_url, revision="v2", path="out")
+        stack, render_mod.GitSource(repo_url=GIT.repo_url, revision="v2", path="out"), demo=True
     )
     assert render_cache.unchanged(out, other_git) is None
     monkeypatch.setattr(render_cache, "code_digest", lambda: "0" * 64)
-    assert render_mod._digest(stack, render_mod._git_for(GIT, out, "gov-fr")) != digest
+    assert render_mod._digest(stack, render_mod._git_for(GIT, out, "gov-fr"), demo=True) != digest
 
 
 def test_force_and_a_damaged_record_render_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
     stack = REPO / "stacks" / "Pulumi.gov-fr.yaml"
-    render_mod.render_stack(stack, out, GIT)
+    render_mod.render_stack(stack, out, GIT, demo=True)
     calls: list[object] = []
     real = render_mod.render_files
 
@@ -86,12 +86,12 @@ def test_force_and_a_damaged_record_render_again(tmp_path: Path, monkeypatch: py
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(render_mod, "render_files", counting)
-    render_mod.render_stack(stack, out, GIT)
+    render_mod.render_stack(stack, out, GIT, demo=True)
     assert calls == []
-    render_mod.render_stack(stack, out, GIT, force=True)
+    render_mod.render_stack(stack, out, GIT, force=True, demo=True)
     assert len(calls) == 1
     (out / render_cache.INPUTS_FILE).write_text("inputs 1234\nobjects many\n")
-    render_mod.render_stack(stack, out, GIT)
+    render_mod.render_stack(stack, out, GIT, demo=True)
     assert len(calls) == 2
 
 

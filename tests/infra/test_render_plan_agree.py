@@ -29,7 +29,7 @@ def key(obj: dict) -> tuple[str, str, str]:
 @pytest.mark.parametrize("stack", EXAMPLES)
 def test_rendered_objects_equal_planned_kubernetes_inputs(stack: str, tmp_path: Path) -> None:
     out = tmp_path / stack
-    render_stack(stack, out)
+    render_stack(stack, out, demo=True)
     rendered = {
         key(obj): obj
         for obj in (

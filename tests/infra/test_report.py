@@ -21,6 +21,7 @@ from sovstack.components.catalog import DATA_DIR
 from sovstack.infra.gitinfo import git_head
 from sovstack.infra.pipeline import load_stack
 from sovstack.infra.report import (
+    NESTED,
     ProvenanceError,
     build_report,
     catalog_digest,
@@ -74,17 +75,17 @@ class _Sections(HTMLParser):
 
 
 def json_sections(data: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The ids and titles the JSON's keys call for: top-level keys but the header's, inventory's keys."""
+    """The ids and titles the JSON's keys call for: top-level keys but the header's, nested dicts' keys."""
     ids, titles = [], []
     for key in data:
         if key in ("stack", "customer"):
             continue
         ids.append(key)
         titles.append(section_title(key))
-        if key == "inventory":
+        if key in NESTED and isinstance(data[key], dict):
             for sub in data[key]:
-                ids.append(f"inventory-{sub}")
-                titles.append(section_title(f"inventory.{sub}"))
+                ids.append(f"{key}-{sub}")
+                titles.append(section_title(f"{key}.{sub}"))
     return ids, titles
 
 
@@ -330,7 +331,7 @@ def test_render_refuses_manifests_that_fail_their_schema(
 
     monkeypatch.setattr(report_module, "check_manifests", failing)
     with pytest.raises(RenderError) as err:
-        render_stack("gov-fr", tmp_path / "out")
+        render_stack("gov-fr", tmp_path / "out", demo=True)
     loaded = load_stack("gov-fr")
     path, minor = loaded.path, loaded.spec.cluster.kubernetes_minor
     assert err.value.exit_code == 3

@@ -167,7 +167,7 @@ def test_region_of_a_provider_resource_is_checked() -> None:
     provider = Resource("pulumi:providers:scaleway", "default", {"region": "nl-ams", "zone": "nl-ams-1"})
     messages = run("sovstack-region-in-bounds", [namespace("x", profile="fr-sovereign"), provider])
     assert messages[0] == (
-        "scaleway:providers:Provider::default.region: resource scaleway nl-ams (Amsterdam, NL, EU) is in NL; "
+        "pulumi:providers:scaleway::default.region: resource scaleway nl-ams (Amsterdam, NL, EU) is in NL; "
         "policy allows FR"
     )
 
