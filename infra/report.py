@@ -24,7 +24,9 @@ TEMPLATES = Path(__file__).with_name("templates")
 CUSTOM_KINDS = (
     "Application",
     "CiliumNetworkPolicy",
+    "ClientTrafficPolicy",
     "ClusterSecretStore",
+    "EnvoyProxy",
     "ExternalSecret",
     "Gateway",
     "GatewayClass",
@@ -116,6 +118,19 @@ def build_report(
                 for e in spec.network.egress
             ],
             "endpoints": endpoints,
+            # Each model's pinned weights manifest (sovstack weights manifest); all zeros is a placeholder.
+            "weights": [
+                {
+                    "model": m.name,
+                    "manifestSha256": m.weights.manifest_sha256,
+                    "status": "unverified"
+                    if m.weights.manifest_sha256 is None
+                    else "placeholder"
+                    if m.weights.manifest_sha256 == "sha256:" + "0" * 64
+                    else "pinned",
+                }
+                for m in spec.models
+            ],
             "stateBackend": spec.state.backend_url,
             "secretsProvider": spec.state.secrets_provider,
         },

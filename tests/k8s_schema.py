@@ -20,7 +20,9 @@ CUSTOM_KINDS = frozenset(
     {
         "Application",
         "CiliumNetworkPolicy",
+        "ClientTrafficPolicy",
         "ClusterSecretStore",
+        "EnvoyProxy",
         "ExternalSecret",
         "Gateway",
         "GatewayClass",

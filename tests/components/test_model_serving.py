@@ -577,6 +577,15 @@ def test_http_route_attaches_to_the_https_listener_and_exposes_only_v1() -> None
             {
                 "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
                 "backendRefs": [{"kind": "Service", "name": "gov-fr-mistral-7b", "port": 8000}],
+                # Names the model for the inference records; `set` replaces a client's own value.
+                "filters": [
+                    {
+                        "type": "RequestHeaderModifier",
+                        "requestHeaderModifier": {
+                            "set": [{"name": "x-sovstack-model", "value": "mistralai/Mistral-7B-Instruct-v0.3"}]
+                        },
+                    }
+                ],
                 "timeouts": {"request": "600s"},
             }
         ],
