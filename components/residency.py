@@ -451,7 +451,6 @@ class Engine:
             "EU AI Act Art. 26(6) and Art. 19 (at least six months)",
         )
 
-
     def weights_pinned(self, path: str, manifest_sha256: str | None) -> Finding:
         """A model's weights: pinned by their manifest's sha256, or refused where the policy says so."""
         required = self.policy.require_pinned_weights

@@ -261,17 +261,23 @@ def _capture_problems(spec: CustomerSpec, backend: str) -> Iterator[SpecProblem]
         return
     loc = ("audit", "inferenceRecords", "capture")
     if backend == "existing":
-        yield loc, (
-            "full is refused for an existing audit bucket: sovstack cannot make or prove it write-once; "
-            "use digest, or a bucket sovstack creates (scaleway, ovh, minio)"
+        yield (
+            loc,
+            (
+                "full is refused for an existing audit bucket: sovstack cannot make or prove it write-once; "
+                "use digest, or a bucket sovstack creates (scaleway, ovh, minio)"
+            ),
         )
         return
     if backend == "minio" and spec.audit.endpoint is not None:
         host = urlparse(spec.audit.endpoint).hostname or ""
         if load_catalog().locate(host) is None:
-            yield loc, (
-                f"full is refused: the catalog does not place the audit endpoint {host} at the cluster's "
-                f"{spec.cluster.location}, so prompts could leave the region; use digest"
+            yield (
+                loc,
+                (
+                    f"full is refused: the catalog does not place the audit endpoint {host} at the cluster's "
+                    f"{spec.cluster.location}, so prompts could leave the region; use digest"
+                ),
             )
 
 

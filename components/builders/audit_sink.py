@@ -344,7 +344,13 @@ def _records_pipeline(args: AuditSinkArgs) -> tuple[dict[str, Any], list[dict[st
     match = f"{RECORDS_TAG}.*"
     filters: list[dict[str, Any]] = [
         # The access-log line is the container log's `log`; everything else (stream, CRI tag) goes.
-        {"name": "parser", "match": match, "key_name": "log", "parser": RECORDS_PARSER, "reserve_data": "off"},
+        {
+            "name": "parser",
+            "match": match,
+            "key_name": "log",
+            "parser": RECORDS_PARSER,
+            "reserve_data": "off",
+        },
         # Envoy's own diagnostics share the container's stdout/stderr: only access-log lines go on.
         {"name": "grep", "match": match, "regex": "start_time ^[0-9]{4}-"},
         {

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -8,6 +9,7 @@ import pulumi
 import pytest
 import yaml
 
+from sovstack.components import inference_records as records
 from sovstack.components.audit_sink import AuditSink
 from sovstack.components.builders.audit_sink import (
     AuditSinkArgs,
@@ -17,7 +19,6 @@ from sovstack.components.builders.audit_sink import (
     build_audit_sink,
     build_fluent_bit_config,
 )
-from sovstack.components import inference_records as records
 from sovstack.components.kube import image_is_pinned
 from tests.determinism import assert_same_in_fresh_processes
 from tests.k8s_schema import assert_all_valid
@@ -525,10 +526,9 @@ def _run_records_pipeline(config: dict[str, Any], log: str) -> dict[str, Any] | 
         if step.get("match") != "records.*":
             continue
         if step["name"] == "parser":
-            try:
-                record = json.loads(record[step["key_name"]])  # reserve_data off: only the parsed keys
-            except json.JSONDecodeError:
-                pass  # Fluent Bit passes an unparsable record on unchanged
+            # reserve_data off: only the parsed keys; Fluent Bit passes an unparsable record on unchanged.
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(record[step["key_name"]])
         elif step["name"] == "grep":
             key, pattern = step["regex"].split(" ", 1)
             if not isinstance(record.get(key), str) or not re.search(pattern, record[key]):
@@ -555,7 +555,11 @@ def test_records_pipeline_turns_an_access_log_line_into_a_valid_record() -> None
         json.loads(ENVOY_ACCESS_LOG_LINE), customer="acme", region="scw-fr-par"
     )
     assert record == reference
-    assert (record["subject"], record["model"], record["weights_digest"]) == ("u-4711", "mistral-small-3.1", PIN)
+    assert (record["subject"], record["model"], record["weights_digest"]) == (
+        "u-4711",
+        "mistral-small-3.1",
+        PIN,
+    )
     assert (record["input_tokens"], record["output_tokens"], record["capture"]) == (None, None, "none")
 
 
@@ -604,5 +608,7 @@ def test_without_records_the_logs_pipeline_is_unchanged() -> None:
 
 
 def test_records_namespaces_must_be_dns_labels() -> None:
-    with pytest.raises(ValueError, match=r"inference_records.gateway_namespaces\[1\]: 'Bad_NS' is not a DNS-1123"):
+    with pytest.raises(
+        ValueError, match=r"inference_records.gateway_namespaces\[1\]: 'Bad_NS' is not a DNS-1123"
+    ):
         make_args(inference_records={"gateway_namespaces": ["gateway", "Bad_NS"]})

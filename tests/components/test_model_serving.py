@@ -582,7 +582,9 @@ def test_http_route_attaches_to_the_https_listener_and_exposes_only_v1() -> None
                     {
                         "type": "RequestHeaderModifier",
                         "requestHeaderModifier": {
-                            "set": [{"name": "x-sovstack-model", "value": "mistralai/Mistral-7B-Instruct-v0.3"}]
+                            "set": [
+                                {"name": "x-sovstack-model", "value": "mistralai/Mistral-7B-Instruct-v0.3"}
+                            ]
                         },
                     }
                 ],

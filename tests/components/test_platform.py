@@ -267,7 +267,10 @@ def test_gateways_write_the_records_access_log_and_strip_the_headers_a_record_tr
         "parametersRef": {"group": "gateway.envoyproxy.io", "kind": "EnvoyProxy", "name": "public"}
     }
     proxy = objects[("EnvoyProxy", "public")]
-    assert (proxy["apiVersion"], proxy["metadata"]["namespace"]) == ("gateway.envoyproxy.io/v1alpha1", "gateway")
+    assert (proxy["apiVersion"], proxy["metadata"]["namespace"]) == (
+        "gateway.envoyproxy.io/v1alpha1",
+        "gateway",
+    )
     assert proxy["spec"] == {
         "telemetry": {
             "accessLog": {
