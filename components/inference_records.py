@@ -286,10 +286,10 @@ STRIPPED_REQUEST_HEADERS: tuple[str, ...] = (*CLAIM_HEADERS.values(), MODEL_HEAD
 
 #: Record fields the access log does not carry, and who adds them.
 SHIPPER_FIELDS: dict[str, str] = {
-    "record_version": f"Fluent Bit record_modifier: the constant {RECORD_VERSION!r}",
-    "customer": "Fluent Bit record_modifier: the AuditSink's customer",
-    "region": "Fluent Bit record_modifier: the AuditSink's region",
-    "capture": "the content-capture stage; Fluent Bit record_modifier sets 'none' where none runs",
+    "record_version": f"Fluent Bit modify filter `add`: the constant {RECORD_VERSION!r}",
+    "customer": "Fluent Bit modify filter `add`: the AuditSink's customer",
+    "region": "Fluent Bit modify filter `add`: the AuditSink's region",
+    "capture": "the content-capture stage; the Fluent Bit modify filter sets 'none' where none runs",
     "prompt": "the content-capture stage (reads the request body)",
     "output": "the content-capture stage (reads the response body)",
 }
