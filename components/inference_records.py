@@ -29,7 +29,12 @@ DEFAULT_CAPTURE: Capture = "digest"
 
 #: Where the full weights digest lives on a model's Deployment (and pod template). An annotation, not a
 #: label: `sha256:` plus 64 hex digits is longer than a label value may be (63) and has a colon.
-WEIGHTS_DIGEST_ANNOTATION = "sovstack.io/weights-digest"
+WEIGHTS_DIGEST_ANNOTATION = "sovstack.io/weights-sha256"
+
+#: Request headers a model's HTTPRoute sets (RequestHeaderModifier `set`, so a client's own value is
+#: replaced) for the access log to read: the served model's name and its pinned weights digest.
+MODEL_HEADER = "x-sovstack-model"
+WEIGHTS_HEADER = "x-sovstack-weights-sha256"
 
 
 # ----------------------------------------------------------------------------------------- the schema
@@ -232,7 +237,10 @@ class AccessLogField:
 
 #: The gateway's JSON access log (EnvoyProxy `spec.telemetry.accessLog.settings[].format.json`), in
 #: record order. The JWT claims arrive as request headers that Envoy Gateway's SecurityPolicy sets with
-#: `claimToHeaders`; the gateway must strip the same headers from client requests first (see docs/records.md).
+#: `claimToHeaders`; the gateway strips the same headers from client requests first (ClientTrafficPolicy
+#: `headers.earlyRequestHeaders.remove`, see docs/records.md). The model and its weights digest are the
+#: headers the model's HTTPRoute sets. The token counts need Envoy AI Gateway, which sovstack does not
+#: install yet: without it Envoy writes null for them.
 ACCESS_LOG_FIELDS: tuple[AccessLogField, ...] = (
     AccessLogField("start_time", "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)%", "time", "envoy-gateway"),
     AccessLogField("x-request-id", "%REQ(X-REQUEST-ID)%", "request_id", "envoy-gateway"),
@@ -242,7 +250,10 @@ ACCESS_LOG_FIELDS: tuple[AccessLogField, ...] = (
     AccessLogField(
         "source_ip", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", "source_address", "envoy-gateway"
     ),
-    AccessLogField("gen_ai.request.model", "%REQ(X-AI-EG-MODEL)%", "model", "envoy-ai-gateway"),
+    AccessLogField("sovstack.model", "%REQ(X-SOVSTACK-MODEL)%", "model", "envoy-gateway"),
+    AccessLogField(
+        "sovstack.weights_sha256", "%REQ(X-SOVSTACK-WEIGHTS-SHA256)%", "weights_digest", "envoy-gateway"
+    ),
     AccessLogField("route_name", "%ROUTE_NAME%", "route", "envoy-gateway"),
     AccessLogField("response_code", "%RESPONSE_CODE%", "status", "envoy-gateway"),
     AccessLogField("duration", "%DURATION%", "latency_ms", "envoy-gateway"),
@@ -269,14 +280,16 @@ CLAIM_HEADERS: dict[str, str] = {
     "azp": "x-sovstack-jwt-azp",
 }
 
+#: Request headers the gateway removes from every client request before anything else reads it: a client
+#: must not be able to write its own subject, model or weights digest into the record.
+STRIPPED_REQUEST_HEADERS: tuple[str, ...] = (*CLAIM_HEADERS.values(), MODEL_HEADER, WEIGHTS_HEADER)
+
 #: Record fields the access log does not carry, and who adds them.
 SHIPPER_FIELDS: dict[str, str] = {
-    "record_version": f"Fluent Bit record_modifier: the constant {RECORD_VERSION!r}",
-    "customer": "Fluent Bit record_modifier: the AuditSink's customer",
-    "region": "Fluent Bit record_modifier: the AuditSink's region",
-    "weights_digest": f"Fluent Bit: `model` looked up in the model -> digest table rendered from each model "
-    f"Deployment's {WEIGHTS_DIGEST_ANNOTATION} annotation; null when absent",
-    "capture": "the content-capture stage; Fluent Bit record_modifier sets 'none' where none runs",
+    "record_version": f"Fluent Bit modify filter `add`: the constant {RECORD_VERSION!r}",
+    "customer": "Fluent Bit modify filter `add`: the AuditSink's customer",
+    "region": "Fluent Bit modify filter `add`: the AuditSink's region",
+    "capture": "the content-capture stage; the Fluent Bit modify filter sets 'none' where none runs",
     "prompt": "the content-capture stage (reads the request body)",
     "output": "the content-capture stage (reads the response body)",
 }
@@ -311,7 +324,6 @@ def record_from_access_log(
     *,
     customer: str,
     region: str,
-    weights_digests: Mapping[str, str],
     capture: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record one access-log entry becomes: the reference for what the Fluent Bit shipper does.
@@ -329,8 +341,6 @@ def record_from_access_log(
         if item.field == "upstream_host" and value is None:
             continue  # optional: left out rather than null
         record[item.field] = value
-    model = record.get("model")
-    record["weights_digest"] = weights_digests.get(model) if isinstance(model, str) else None
     record.update(dict(capture) if capture is not None else {"capture": "none"})
     record["customer"] = customer
     record["region"] = region

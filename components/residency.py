@@ -103,6 +103,12 @@ class ResidencyPolicy(BaseModel):
         alias="minAuditRetentionDays",
         description="Minimum audit-log retention in days; 180 is the AI Act Art. 26(6) floor.",
     )
+    require_pinned_weights: bool = Field(
+        default=False,
+        alias="requirePinnedWeights",
+        description="Every model's weights must be pinned (`weights.*.manifestSha256`), so pods verify them "
+        "before serving. Off: unpinned weights are reported, not refused.",
+    )
 
     @field_validator("countries")
     @classmethod
@@ -526,6 +532,24 @@ class Engine:
             days >= minimum,
             f"audit logs kept {days} days; policy minimum is {minimum} days",
             "EU AI Act Art. 26(6) and Art. 19 (at least six months)",
+        )
+
+    def weights_pinned(self, path: str, manifest_sha256: str | None) -> Finding:
+        """A model's weights: pinned by their manifest's sha256, or refused where the policy says so."""
+        required = self.policy.require_pinned_weights
+        if manifest_sha256 is not None:
+            reason = f"weights verified against manifest {manifest_sha256} before the model serves"
+        elif required:
+            reason = "weights not pinned: this policy requires manifestSha256 (sovstack weights manifest)"
+        else:
+            reason = "weights not pinned: served unverified (this policy allows it)"
+        return self._finding(
+            "weights.pinned",
+            path,
+            manifest_sha256 or "unpinned",
+            manifest_sha256 is not None or not required,
+            reason,
+            "EU AI Act Art. 12 (which exact model served each request), Art. 15 (integrity); docs/records.md",
         )
 
 

@@ -287,6 +287,38 @@ def _audit_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
             )
     if chosen in ("minio", "existing") and audit.endpoint is not None:
         yield from _audit_endpoint_at_cluster(spec, audit.endpoint)
+    yield from _capture_problems(spec, chosen)
+
+
+def _capture_problems(spec: CustomerSpec, backend: str) -> Iterator[SpecProblem]:
+    """`capture: full` keeps prompts and answers: only in a bucket sovstack makes write-once, in region.
+
+    Fail closed: `existing` buckets are declared, not created (object lock unverifiable here), and an
+    endpoint the catalog cannot place is not known to be in the cluster's region.
+    """
+    records = spec.audit.inference_records
+    if not records.enabled or records.capture != "full":
+        return
+    loc = ("audit", "inferenceRecords", "capture")
+    if backend == "existing":
+        yield (
+            loc,
+            (
+                "full is refused for an existing audit bucket: sovstack cannot make or prove it write-once; "
+                "use digest, or a bucket sovstack creates (scaleway, ovh, minio)"
+            ),
+        )
+        return
+    if backend == "minio" and spec.audit.endpoint is not None:
+        host = urlparse(spec.audit.endpoint).hostname or ""
+        if load_catalog().locate(host) is None:
+            yield (
+                loc,
+                (
+                    f"full is refused: the catalog does not place the audit endpoint {host} at the cluster's "
+                    f"{spec.cluster.location}, so prompts could leave the region; use digest"
+                ),
+            )
 
 
 def _audit_endpoint_at_cluster(spec: CustomerSpec, endpoint: str) -> Iterator[SpecProblem]:

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from sovstack.components.builders.audit_sink import (
     AuditSinkArgs,
+    InferenceRecordsArgs,
     build_audit_bucket,
     build_audit_policy,
     build_audit_sink,
@@ -185,6 +186,7 @@ def platform_args(spec: CustomerSpec) -> PlatformArgs:
         serving_namespace=ns.serving,
         jwks_cidrs=jwks_cidrs,
         rate_limit_redis=redis,
+        gateway_access_log=spec.audit.inference_records.enabled,
     )
 
 
@@ -358,10 +360,15 @@ class Composition:
                 credentials_secret=s3.credentials_secret,
                 fetcher_image=defaults.weights_fetcher_image(spec),
                 volume_size=s3.volume_size,
+                manifest_sha256=model.weights.manifest_sha256,
             )
         else:
             assert model.weights.pvc is not None
-            weights = PvcWeights(claim_name=model.weights.pvc.claim_name)
+            weights = PvcWeights(
+                claim_name=model.weights.pvc.claim_name,
+                manifest_sha256=model.weights.manifest_sha256,
+                verifier_image=defaults.weights_fetcher_image(spec),
+            )
         extra: dict[str, Any] = {}
         if model.autoscaling is not None:
             extra["autoscaling"] = Autoscaling(**model.autoscaling.model_dump())
@@ -501,8 +508,17 @@ class Composition:
             fluent_bit_image=defaults.fluent_bit_image(spec),
             buffer_size=spec.audit.buffer_size,
             apiserver_audit_log_path=talos.audit_log_path if talos else None,
+            inference_records=self.inference_records,
             **extra,
         )
+
+    @cached_property
+    def inference_records(self) -> InferenceRecordsArgs | None:
+        """The gateways whose access logs become inference records; None when off or no model has a route."""
+        if not self.spec.audit.inference_records.enabled:
+            return None
+        gateways = sorted({g.namespace for g in self.platform.gateways})
+        return InferenceRecordsArgs(gateway_namespaces=gateways) if gateways else None
 
     # -- what the stack contains ------------------------------------------------------------
     @cached_property

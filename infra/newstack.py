@@ -331,6 +331,8 @@ def build_stack(template: Template, name: str, variables: Mapping[str, Any], com
                 url=f"s3://{name}-weights/{v['modelName']}/",
                 endpoint=f"https://{place['s3']}",
                 credentialsSecret="weights-s3",
+                # All zeros: a placeholder the verify-weights init container refuses (docs/records.md).
+                manifestSha256="0" * 64,
             )
         ),
         apiKeySecret=_flow(name=f"{name}-api-key"),

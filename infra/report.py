@@ -39,7 +39,9 @@ CUSTOM_KINDS = (
     "Application",
     "BackendTrafficPolicy",
     "CiliumNetworkPolicy",
+    "ClientTrafficPolicy",
     "ClusterSecretStore",
+    "EnvoyProxy",
     "ExternalSecret",
     "Gateway",
     "GatewayClass",
@@ -315,6 +317,19 @@ def build_report(
             ],
             "endpoints": endpoints,
             "identityIssuer": spec.identity.issuer_url,
+            # Each model's pinned weights manifest (sovstack weights manifest); all zeros is a placeholder.
+            "weights": [
+                {
+                    "model": m.name,
+                    "manifestSha256": m.weights.manifest_sha256,
+                    "status": "unverified"
+                    if m.weights.manifest_sha256 is None
+                    else "placeholder"
+                    if m.weights.manifest_sha256 == "sha256:" + "0" * 64
+                    else "pinned",
+                }
+                for m in spec.models
+            ],
             "stateBackend": spec.state.backend_url,
             "secretsProvider": spec.state.secrets_provider,
         },

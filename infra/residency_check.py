@@ -66,6 +66,14 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
         m = f"{PREFIX}.models[{i}]"
         image_path = f"{m}.image" if model.image else f"{PREFIX}.registries.vllm"
         findings += engine.image(image_path, defaults.vllm_image(spec, model))
+        source = "s3" if model.weights.s3 is not None else "pvc"
+        findings.append(
+            engine.weights_pinned(f"{m}.weights.{source}.manifestSha256", model.weights.manifest_sha256)
+        )
+        if model.weights.pvc is not None and model.weights.manifest_sha256 is not None:
+            findings += engine.image(
+                f"{PREFIX}.registries.weightsFetcher", defaults.weights_fetcher_image(spec)
+            )
         if model.weights.s3 is not None:
             findings += engine.located(
                 f"{m}.weights.s3.endpoint", model.weights.s3.endpoint, "weights storage"

@@ -247,10 +247,26 @@ class S3WeightsSpec(SpecModel):
         description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
     )
     volume_size: str = Field(default="200Gi", description="Size of the volume the weights are copied into.")
+    manifest_sha256: str | None = Field(
+        default=None,
+        pattern=r"^(sha256:)?[0-9a-f]{64}$",
+        description="sha256 of the weights manifest SHA256SUMS that `sovstack weights manifest` printed "
+        "(64 lowercase hex digits, `sha256:` allowed): the pod verifies every file against it before vLLM "
+        "starts and fails on any mismatch. Omitted: unverified weights, which profiles with "
+        "requirePinnedWeights (fr-sovereign, se-sovereign, airgapped) refuse. All zeros is a placeholder.",
+    )
 
 
 class PvcWeightsSpec(SpecModel):
     claim_name: DnsLabel = Field(description="Existing PersistentVolumeClaim holding the weights.")
+    manifest_sha256: str | None = Field(
+        default=None,
+        pattern=r"^(sha256:)?[0-9a-f]{64}$",
+        description="sha256 of the weights manifest SHA256SUMS that `sovstack weights manifest` printed "
+        "(64 lowercase hex digits, `sha256:` allowed): the pod verifies every file against it before vLLM "
+        "starts and fails on any mismatch. Omitted: unverified weights, which profiles with "
+        "requirePinnedWeights (fr-sovereign, se-sovereign, airgapped) refuse. All zeros is a placeholder.",
+    )
 
 
 class WeightsSpec(SpecModel):
@@ -262,6 +278,13 @@ class WeightsSpec(SpecModel):
         if (self.s3 is None) == (self.pvc is None):
             raise ValueError("give exactly one of s3 or pvc")
         return self
+
+    @property
+    def manifest_sha256(self) -> str | None:
+        """The pinned manifest digest as `sha256:<hex>`, or None when the weights are not pinned."""
+        source = self.s3 or self.pvc
+        value = source.manifest_sha256 if source is not None else None
+        return None if value is None else "sha256:" + value.removeprefix("sha256:")
 
 
 class SecretRefSpec(SpecModel):
@@ -364,6 +387,20 @@ class NetworkSpec(SpecModel):
     cilium_fqdn_policies: bool = Field(default=False, description="Add CiliumNetworkPolicies by DNS name.")
 
 
+class InferenceRecordsSpec(SpecModel):
+    enabled: bool = Field(
+        default=True,
+        description="Write one inference record per request to the model gateways into the audit bucket "
+        "(records/v1/...; docs/records.md). Needs a model with a route (the gateway's access log).",
+    )
+    capture: Literal["none", "digest", "full"] = Field(
+        default="digest",
+        description="Prompt and output content policy: none, digest (sha256 only, the default) or full "
+        "(the text too; refused unless the audit bucket is write-once and in the cluster's region). No "
+        "content-capture stage exists yet, so records carry `capture: none` whatever is chosen.",
+    )
+
+
 class AuditSpec(SpecModel):
     backend: Literal["scaleway", "ovh", "minio", "existing"] | None = Field(
         default=None,
@@ -386,6 +423,10 @@ class AuditSpec(SpecModel):
     minio_admin_secret: DnsLabel = Field(
         default="audit-minio-admin",
         description="minio backend: Secret with MinIO admin credentials for the job that sets default retention.",
+    )
+    inference_records: InferenceRecordsSpec = Field(
+        default_factory=InferenceRecordsSpec,
+        description="One record per inference request, shipped with the audit logs (docs/records.md).",
     )
 
 

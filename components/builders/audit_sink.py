@@ -20,6 +20,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sovstack.components.inference_records import (
+    RECORD_VERSION,
+    access_log_mapping,
+    fluent_bit_s3_key_format,
+)
 from sovstack.components.kube import (
     GPU_TAINT,
     Manifest,
@@ -86,6 +91,27 @@ def audit_data() -> _AuditData:
     """The image defaults of `components/data/audit.yaml`, validated once."""
     with DATA_FILE.open(encoding="utf-8") as handle:
         return _AuditData.model_validate(load_yaml(handle))
+
+
+class InferenceRecordsArgs(BaseModel):
+    """Where the `logs` shipper finds the gateways' JSON access logs that become inference records."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gateway_namespaces: list[str] = Field(
+        min_length=1,
+        description="Namespaces the gateways' Envoy pods run in (Envoy Gateway's GatewayNamespace mode); "
+        "their `envoy` containers' logs are read. DNS-1123 labels.",
+    )
+    shipper: str = Field(
+        default="gateway", description="DNS label naming the shipper in each record object's key."
+    )
+
+
+#: The tag prefix of the records pipeline; the audit-log pipeline matches everything else.
+RECORDS_TAG = "records"
+#: Fluent Bit parser turning an Envoy JSON access-log line into fields, timed by `start_time`.
+RECORDS_PARSER = "envoy-access-log"
 
 
 class AuditSinkArgs(BaseModel):
@@ -158,6 +184,11 @@ class AuditSinkArgs(BaseModel):
     )
     upload_timeout: str = Field(default="10m", description="Upload a file at least this often; default 10m.")
     total_file_size: str = Field(default="50M", description="Upload a file when it reaches this size.")
+    inference_records: InferenceRecordsArgs | None = Field(
+        default=None,
+        description="Ship the gateways' access logs as inference records under records/v1/ (same bucket, "
+        "buffer, retries and object lock as the audit logs); None: no records.",
+    )
     resources: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {
             "requests": {"cpu": "50m", "memory": "128Mi"},
@@ -182,6 +213,13 @@ def validate_audit_sink_args(args: AuditSinkArgs) -> None:
     for field in ("customer", "namespace", "logs_namespace", "serving_namespace", "credentials_secret"):
         if not is_dns_label(getattr(args, field)):
             raise ValueError(f"{field}: {getattr(args, field)!r} is not a DNS-1123 label")
+    if args.inference_records is not None:
+        records = args.inference_records
+        for i, ns in enumerate(records.gateway_namespaces):
+            if not is_dns_label(ns):
+                raise ValueError(f"inference_records.gateway_namespaces[{i}]: {ns!r} is not a DNS-1123 label")
+        if not is_dns_label(records.shipper):
+            raise ValueError(f"inference_records.shipper: {records.shipper!r} is not a DNS-1123 label")
     if args.namespace == args.logs_namespace:
         raise ValueError("logs_namespace: must differ from namespace (it enforces PSA privileged)")
     if not _BUCKET_NAME.match(args.bucket) or ".." in args.bucket:
@@ -243,7 +281,7 @@ def _s3_output(args: AuditSinkArgs, workload: Workload) -> dict[str, Any]:
     # Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment, never from here.
     return {
         "name": "s3",
-        "match": "*",
+        **_audit_match(args, workload),
         "bucket": args.bucket,
         "region": args.s3_region,
         "endpoint": args.endpoint,
@@ -262,10 +300,90 @@ def _s3_output(args: AuditSinkArgs, workload: Workload) -> dict[str, Any]:
     }
 
 
-def _record_filter(args: AuditSinkArgs) -> dict[str, Any]:
+def _audit_match(args: AuditSinkArgs, workload: Workload) -> dict[str, str]:
+    """What the audit-log filters and output take: everything, or everything but the records' tags."""
+    if workload == "logs" and args.inference_records is not None:
+        return {"match_regex": r"^(kube|audit)\."}
+    return {"match": "*"}
+
+
+def _records_output(args: AuditSinkArgs) -> dict[str, Any]:
+    """The records' own s3 output: the audit output's bucket, buffer and retries, the records layout."""
+    assert args.inference_records is not None
+    output = _s3_output(args, "logs")
+    output.pop("match_regex", None)
+    output.update(
+        {
+            "match": f"{RECORDS_TAG}.*",
+            "store_dir": f"{BUFFER_DIR}/s3-records",
+            "s3_key_format": fluent_bit_s3_key_format(args.inference_records.shipper),
+            "json_date_key": "false",  # a record has exactly the schema's fields
+        }
+    )
+    return output
+
+
+def _records_pipeline(args: AuditSinkArgs) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The tail input of the gateways' Envoy containers and the filters making each access-log line an
+    inference record (components/inference_records.py `record_from_access_log` is the reference)."""
+    assert args.inference_records is not None
+    paths = [f"/var/log/containers/*_{ns}_envoy-*.log" for ns in args.inference_records.gateway_namespaces]
+    tail = {
+        "name": "tail",
+        "tag": f"{RECORDS_TAG}.*",
+        "path": ",".join(paths),
+        "multiline.parser": "cri",
+        "db": f"{BUFFER_DIR}/tail-records.db",
+        "db.locking": "true",
+        "read_from_head": "true",
+        "mem_buf_limit": "50M",
+        "buffer_max_size": "1M",
+        "skip_long_lines": "on",
+        "storage.type": "filesystem",
+    }
+    match = f"{RECORDS_TAG}.*"
+    filters: list[dict[str, Any]] = [
+        # The access-log line is the container log's `log`; everything else (stream, CRI tag) goes.
+        {
+            "name": "parser",
+            "match": match,
+            "key_name": "log",
+            "parser": RECORDS_PARSER,
+            "reserve_data": "off",
+        },
+        # Envoy's own diagnostics share the container's stdout/stderr: only access-log lines go on.
+        {"name": "grep", "match": match, "regex": "start_time ^[0-9]{4}-"},
+        {
+            "name": "modify",
+            "match": match,
+            "rename": [f"{key} {field}" for key, field in access_log_mapping().items() if key != field],
+            # Static fields; `capture` stays none until a content-capture stage exists (docs/records.md).
+            "add": [
+                f"record_version {RECORD_VERSION}",
+                "capture none",
+                f"customer {args.customer}",
+                f"region {args.region}",
+            ],
+        },
+    ]
+    return tail, filters
+
+
+def records_parser() -> dict[str, Any]:
+    """The parser of an Envoy JSON access-log line: the record's time is its `start_time`, kept."""
+    return {
+        "name": RECORDS_PARSER,
+        "format": "json",
+        "time_key": "start_time",
+        "time_format": "%Y-%m-%dT%H:%M:%S.%LZ",
+        "time_keep": "on",
+    }
+
+
+def _record_filter(args: AuditSinkArgs, workload: Workload = "events") -> dict[str, Any]:
     return {
         "name": "record_modifier",
-        "match": "*",
+        **_audit_match(args, workload),
         "record": [f"sovstack_customer {args.customer}", f"sovstack_region {args.region}"],
     }
 
@@ -342,11 +460,16 @@ def build_fluent_bit_config(args: AuditSinkArgs, workload: Workload = "logs") ->
                 "k8s-logging.exclude": "off",  # a pod must not be able to opt out of the audit trail
             }
         )
-    filters.append(_record_filter(args))
-    config = {
-        "service": service,
-        "pipeline": {"inputs": inputs, "filters": filters, "outputs": [_s3_output(args, workload)]},
-    }
+    filters.append(_record_filter(args, workload))
+    outputs = [_s3_output(args, workload)]
+    config: dict[str, Any] = {"service": service}
+    if workload == "logs" and args.inference_records is not None:
+        records_input, records_filters = _records_pipeline(args)
+        inputs.append(records_input)
+        filters += records_filters
+        outputs.append(_records_output(args))
+        config["parsers"] = [records_parser()]
+    config["pipeline"] = {"inputs": inputs, "filters": filters, "outputs": outputs}
     return to_yaml(config)
 
 

@@ -31,6 +31,8 @@ from sovstack.components.builders.model_serving_args import (
     container_resources,
     serving_defaults,
 )
+from sovstack.components.builders.weights_verify import build_verify_container
+from sovstack.components.inference_records import MODEL_HEADER, WEIGHTS_DIGEST_ANNOTATION, WEIGHTS_HEADER
 from sovstack.components.kube import (
     GPU_RESOURCE,
     GPU_TAINT,
@@ -330,7 +332,36 @@ def progress_deadline_seconds(args: ModelServingArgs) -> int:
     minutes = args.startup_timeout_minutes + rollout.margin_minutes
     if isinstance(args.weights, S3Weights):
         minutes += rollout.fetch_allowance_minutes
+    if args.weights.manifest_sha256:
+        minutes += rollout.verify_allowance_minutes
     return minutes * 60
+
+
+def _verify_container(args: ModelServingArgs) -> dict[str, Any] | None:
+    """`verify-weights`, after the fetch and before vLLM: the pod never starts on other weights."""
+    weights = args.weights
+    if weights.manifest_sha256 is None:
+        return None
+    image = weights.fetcher_image if isinstance(weights, S3Weights) else weights.verifier_image
+    container = build_verify_container(
+        model_name=args.model_name,
+        manifest_sha256=weights.manifest_sha256,
+        image=image,
+        image_pull_policy=args.image_pull_policy,
+        models_dir=MODELS_DIR,
+        volume="weights",
+    )
+    if isinstance(weights, PvcWeights):
+        # The claim holds the model at its root or at sub_path: mount exactly what vLLM mounts.
+        mount: dict[str, Any] = {
+            "name": "weights",
+            "mountPath": f"{MODELS_DIR}/{args.model_name}",
+            "readOnly": True,
+        }
+        if weights.sub_path:
+            mount["subPath"] = weights.sub_path
+        container["volumeMounts"] = [mount]
+    return container
 
 
 def build_deployment(args: ModelServingArgs) -> Manifest:
@@ -362,8 +393,12 @@ def build_deployment(args: ModelServingArgs) -> Manifest:
         "containers": [_vllm_container(args)],
         "volumes": _volumes(args),
     }
-    if isinstance(args.weights, S3Weights):
-        pod_spec["initContainers"] = [_fetch_container(args, args.weights)]
+    init_containers = [_fetch_container(args, args.weights)] if isinstance(args.weights, S3Weights) else []
+    verify = _verify_container(args)
+    if verify is not None:
+        init_containers.append(verify)
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
     if args.priority_class_name:
         pod_spec["priorityClassName"] = args.priority_class_name
     if args.runtime_class_name:
@@ -375,12 +410,18 @@ def build_deployment(args: ModelServingArgs) -> Manifest:
         "revisionHistoryLimit": data.rollout.revision_history_limit,
         "template": {"metadata": {"labels": object_labels(args)}, "spec": pod_spec},
     }
+    digest = args.weights.manifest_sha256
+    if digest:
+        # On the template too: new weights roll the pods, and each pod says which weights it verified.
+        spec["template"]["metadata"]["annotations"] = {WEIGHTS_DIGEST_ANNOTATION: digest}
     if args.autoscaling is None:
         # With KEDA the HPA owns the count; a replicas field here would fight it on every update.
         spec = {"replicas": args.replicas, **spec}
     metadata = _metadata(args)
     # pulumi-kubernetes waits 10 minutes for a Deployment by default; model loads take longer.
     metadata["annotations"] = {"pulumi.com/timeoutSeconds": str(deadline)}
+    if digest:
+        metadata["annotations"][WEIGHTS_DIGEST_ANNOTATION] = digest
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
 
 
@@ -454,6 +495,12 @@ def build_http_route(args: ModelServingArgs, route: Route) -> Manifest:
         "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
         "backendRefs": [{"kind": "Service", "name": serving_name(args), "port": args.port}],
     }
+    # Name the model and its pinned weights for the gateway's access log (the inference records).
+    # `set` replaces whatever a client sent under the same names; the gateway strips them earlier too.
+    headers = [{"name": MODEL_HEADER, "value": args.served_model_name}]
+    if args.weights.manifest_sha256:
+        headers.append({"name": WEIGHTS_HEADER, "value": args.weights.manifest_sha256})
+    rule["filters"] = [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": headers}}]
     if route.request_timeout:
         rule["timeouts"] = {"request": route.request_timeout}
     if route.credential_filter:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from sovstack.components.builders.weights_verify import normalize_sha256
 from sovstack.components.kube import image_is_pinned, is_dns_label, load_yaml
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "serving.yaml"
@@ -112,6 +113,7 @@ class _RolloutData(_Data):
     termination_grace_seconds: int
     pre_stop_sleep_seconds: int
     fetch_allowance_minutes: int
+    verify_allowance_minutes: int
     margin_minutes: int
     revision_history_limit: int
     source: str
@@ -258,6 +260,10 @@ class SecretKeyRef(_Args):
     ] = Field(description="Key inside the Secret ([-._a-zA-Z0-9]+). Required.")
 
 
+def _manifest_sha256(value: str) -> str:
+    return "sha256:" + normalize_sha256(value, field="manifest_sha256")
+
+
 class S3Weights(_Args):
     """Weights copied from an in-region S3 bucket by an init container into a node-local emptyDir."""
 
@@ -284,6 +290,14 @@ class S3Weights(_Args):
         description="sizeLimit of the weights emptyDir and the pod's ephemeral-storage request "
         "(e.g. `200Gi`); size it above the checkpoint. Required."
     )
+    manifest_sha256: Annotated[str, AfterValidator(_manifest_sha256)] | None = Field(
+        default=None,
+        description="sha256 of the weights manifest (`SHA256SUMS`, written by `sovstack weights manifest`), "
+        "64 hex digits, `sha256:` allowed. Set: a `verify-weights` init container checks every file against "
+        "it before vLLM starts and the pod fails on any mismatch; the Deployment carries it in the "
+        "`sovstack.io/weights-sha256` annotation. None: the weights are not verified (a residency policy "
+        "with requirePinnedWeights refuses that).",
+    )
 
     @property
     def bucket_path(self) -> str:
@@ -298,6 +312,19 @@ class PvcWeights(_Args):
     claim_name: Subdomain = Field(description="Existing claim in the namespace. Required.")
     sub_path: Annotated[str, AfterValidator(_matches(_SUB_PATH, "a relative path without '..'"))] = Field(
         default="", description="Directory inside the claim holding the model (relative). Default: its root."
+    )
+    manifest_sha256: Annotated[str, AfterValidator(_manifest_sha256)] | None = Field(
+        default=None,
+        description="sha256 of the weights manifest (`SHA256SUMS`, written by `sovstack weights manifest`), "
+        "64 hex digits, `sha256:` allowed. Set: a `verify-weights` init container checks every file against "
+        "it before vLLM starts and the pod fails on any mismatch; the Deployment carries it in the "
+        "`sovstack.io/weights-sha256` annotation. None: the weights are not verified (a residency policy "
+        "with requirePinnedWeights refuses that).",
+    )
+    verifier_image: PinnedImage = Field(
+        default_factory=lambda: serving_defaults().fetcher.image,
+        description="Image running the verification (needs /bin/sh and sha256sum), pinned by digest. Default: "
+        "the weights fetcher's (serving.yaml).",
     )
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sovstack.components.builders.gpu_cluster import operator_chart_for, operator_image_registries
 from sovstack.components.builders.gpu_cluster_args import Backend, GpuOperatorOptions, load_cluster_facts
+from sovstack.components.inference_records import STRIPPED_REQUEST_HEADERS, envoy_access_log_format
 from sovstack.components.kube import (
     Manifest,
     dns_name,
@@ -208,6 +209,12 @@ class PlatformArgs(_Args):
         default=None,
         description="Envoy Gateway's global rate limit service is on and counts in this Redis: Gateways call "
         "the service (gRPC, port 8081), the service calls Redis. None: no rate limit service.",
+    )
+    gateway_access_log: bool = Field(
+        default=False,
+        description="Give each Gateway an EnvoyProxy writing the JSON access log inference records are made "
+        "of (components/inference_records.py), and a ClientTrafficPolicy stripping the headers a record "
+        "trusts from client requests. Default off.",
     )
     dns_namespace: str = Field(default="kube-system", description="Namespace of the cluster DNS.")
     dns_pod_labels: dict[str, str] = Field(
@@ -575,6 +582,11 @@ def _gateway(args: PlatformArgs, gateway: GatewayArgs) -> Manifest:
         "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": gateway.tls_secret}]},
         "allowedRoutes": {"namespaces": {"from": "All"}},
     }
+    spec: dict[str, Any] = {"gatewayClassName": GATEWAY_CLASS, "listeners": [listener]}
+    if args.gateway_access_log:
+        spec["infrastructure"] = {
+            "parametersRef": {"group": "gateway.envoyproxy.io", "kind": "EnvoyProxy", "name": gateway.name}
+        }
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "Gateway",
@@ -583,8 +595,44 @@ def _gateway(args: PlatformArgs, gateway: GatewayArgs) -> Manifest:
             "namespace": gateway.namespace,
             "labels": _labels(args, gateway.name),
         },
-        "spec": {"gatewayClassName": GATEWAY_CLASS, "listeners": [listener]},
+        "spec": spec,
     }
+
+
+def gateway_record_objects(args: PlatformArgs, gateway: GatewayArgs) -> list[Manifest]:
+    """What makes a Gateway's Envoy write inference records: an EnvoyProxy (the Gateway's
+    `infrastructure.parametersRef`; Envoy Gateway v1.9 api/v1alpha1 `ProxyAccessLog`) with a JSON access log
+    to stdout, and a ClientTrafficPolicy removing, before anything reads them, the request headers the
+    record trusts (`headers.earlyRequestHeaders.remove`): a client cannot name its own subject or model."""
+    meta = {"name": gateway.name, "namespace": gateway.namespace, "labels": _labels(args, gateway.name)}
+    access_log = {
+        # No `type`: every route, and the listener when no route matched (404s are recorded too).
+        "settings": [
+            {
+                "format": {"type": "JSON", "json": envoy_access_log_format()},
+                "sinks": [{"type": "File", "file": {"path": "/dev/stdout"}}],
+            }
+        ]
+    }
+    return [
+        {
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "EnvoyProxy",
+            "metadata": dict(meta),
+            "spec": {"telemetry": {"accessLog": access_log}},
+        },
+        {
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "ClientTrafficPolicy",
+            "metadata": dict(meta),
+            "spec": {
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway.name}
+                ],
+                "headers": {"earlyRequestHeaders": {"remove": list(STRIPPED_REQUEST_HEADERS)}},
+            },
+        },
+    ]
 
 
 def gateway_objects(args: PlatformArgs) -> list[Manifest]:
@@ -596,9 +644,10 @@ def gateway_objects(args: PlatformArgs) -> list[Manifest]:
             "spec": {"controllerName": "gateway.envoyproxy.io/gatewayclass-controller"},
         }
     ]
-    objects += [
-        _gateway(args, gateway) for gateway in sorted(args.gateways, key=lambda g: (g.namespace, g.name))
-    ]
+    for gateway in sorted(args.gateways, key=lambda g: (g.namespace, g.name)):
+        objects.append(_gateway(args, gateway))
+        if args.gateway_access_log:
+            objects += gateway_record_objects(args, gateway)
     return objects
 
 

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 from typing import Any
 
 import pulumi
 import pytest
 import yaml
 
+from sovstack.components import inference_records as records
 from sovstack.components.audit_sink import AuditSink
 from sovstack.components.builders.audit_sink import (
     AuditSinkArgs,
@@ -486,3 +490,125 @@ def test_retention_below_minimum_registers_nothing(mocks: Recorder) -> pulumi.Ou
         assert [r.name for r in mocks.resources] == ["sentinel"]
 
     return sentinel.urn.apply(check)
+
+
+# --- inference records ----------------------------------------------------------------------------------
+RECORDS = {"gateway_namespaces": ["gateway", "partners-gateway"]}
+PIN = "sha256:" + "ab" * 32
+#: One line as the gateway's Envoy writes it with envoy_access_log_format(): typed values, null for what
+#: it does not have (no AI Gateway: no token counts).
+ENVOY_ACCESS_LOG_LINE = json.dumps(
+    {
+        "start_time": "2026-03-05T10:00:00.123Z",
+        "x-request-id": "0f8e1c2a-5d4b-4a39-9a51-2f6f3c1d7e90",
+        "jwt.iss": "https://id.acme.example/realms/acme",
+        "jwt.sub": "u-4711",
+        "jwt.azp": "acme-chat",
+        "source_ip": "203.0.113.7",
+        "sovstack.model": "mistral-small-3.1",
+        "sovstack.weights_sha256": PIN,
+        "route_name": "httproute/acme-serving/acme-mistral-small/rule/0/match/0/api_acme_example",
+        "response_code": 200,
+        "duration": 1834,
+        "gen_ai.usage.input_tokens": None,
+        "gen_ai.usage.output_tokens": None,
+        "upstream_host": "10.2.0.14:8000",
+    }
+)
+
+
+def _run_records_pipeline(config: dict[str, Any], log: str) -> dict[str, Any] | None:
+    """What the records pipeline's filters do to one container-log line, step by step, in plain Python."""
+    (parser,) = config["parsers"]
+    assert (parser["format"], parser["time_key"], parser["time_keep"]) == ("json", "start_time", "on")
+    record: dict[str, Any] = {"log": log, "stream": "stdout"}
+    for step in config["pipeline"]["filters"]:
+        if step.get("match") != "records.*":
+            continue
+        if step["name"] == "parser":
+            # reserve_data off: only the parsed keys; Fluent Bit passes an unparsable record on unchanged.
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(record[step["key_name"]])
+        elif step["name"] == "grep":
+            key, pattern = step["regex"].split(" ", 1)
+            if not isinstance(record.get(key), str) or not re.search(pattern, record[key]):
+                return None
+        elif step["name"] == "modify":
+            for rule in step["rename"]:
+                old, new = rule.split(" ", 1)
+                if old in record:
+                    record[new] = record.pop(old)
+            for rule in step["add"]:
+                key, value = rule.split(" ", 1)
+                record.setdefault(key, value)
+        else:
+            raise AssertionError(f"unexpected records filter {step['name']}")
+    return record
+
+
+def test_records_pipeline_turns_an_access_log_line_into_a_valid_record() -> None:
+    config = yaml.safe_load(build_fluent_bit_config(make_args(inference_records=RECORDS), "logs"))
+    record = _run_records_pipeline(config, ENVOY_ACCESS_LOG_LINE)
+    assert record is not None
+    assert records.record_errors(record) == []
+    reference = records.record_from_access_log(
+        json.loads(ENVOY_ACCESS_LOG_LINE), customer="acme", region="scw-fr-par"
+    )
+    assert record == reference
+    assert (record["subject"], record["model"], record["weights_digest"]) == (
+        "u-4711",
+        "mistral-small-3.1",
+        PIN,
+    )
+    assert (record["input_tokens"], record["output_tokens"], record["capture"]) == (None, None, "none")
+
+
+def test_records_pipeline_drops_envoys_own_diagnostics() -> None:
+    config = yaml.safe_load(build_fluent_bit_config(make_args(inference_records=RECORDS), "logs"))
+    line = "[2026-03-05 10:00:00.123][1][info][main] starting main dispatch loop"
+    assert _run_records_pipeline(config, line) is None
+
+
+def test_records_ship_to_the_records_prefix_with_the_audit_logs_guarantees() -> None:
+    args = make_args(inference_records=RECORDS)
+    config = yaml.safe_load(build_fluent_bit_config(args, "logs"))
+    pipeline = config["pipeline"]
+    assert pipeline["inputs"][-1] == {
+        "name": "tail",
+        "tag": "records.*",
+        "path": "/var/log/containers/*_gateway_envoy-*.log,/var/log/containers/*_partners-gateway_envoy-*.log",
+        "multiline.parser": "cri",
+        "db": "/buffer/tail-records.db",
+        "db.locking": "true",
+        "read_from_head": "true",
+        "mem_buf_limit": "50M",
+        "buffer_max_size": "1M",
+        "skip_long_lines": "on",
+        "storage.type": "filesystem",
+    }
+    logs_output, records_output = pipeline["outputs"]
+    # The audit logs no longer take the records (nor get their customer fields stamped on them).
+    assert logs_output["match_regex"] == r"^(kube|audit)\."
+    assert "match" not in logs_output
+    record_modifier = next(f for f in pipeline["filters"] if f["name"] == "record_modifier")
+    assert record_modifier["match_regex"] == r"^(kube|audit)\."
+    same = ("bucket", "endpoint", "send_content_md5", "compression", "retry_limit", "upload_timeout")
+    assert {k: records_output[k] for k in same} == {k: logs_output[k] for k in same}
+    assert records_output["match"] == "records.*"
+    assert records_output["s3_key_format"] == "/records/v1/%Y/%m/%d/%H/gateway-$UUID.jsonl.gz"
+    assert records_output["store_dir"] == "/buffer/s3-records"
+    assert records_output["json_date_key"] == "false"
+    assert records_output["storage.total_limit_size"] == "10G"
+
+
+def test_without_records_the_logs_pipeline_is_unchanged() -> None:
+    config = yaml.safe_load(build_fluent_bit_config(make_args(), "logs"))
+    assert "parsers" not in config
+    assert [o["match"] for o in config["pipeline"]["outputs"]] == ["*"]
+
+
+def test_records_namespaces_must_be_dns_labels() -> None:
+    with pytest.raises(
+        ValueError, match=r"inference_records.gateway_namespaces\[1\]: 'Bad_NS' is not a DNS-1123"
+    ):
+        make_args(inference_records={"gateway_namespaces": ["gateway", "Bad_NS"]})

@@ -328,7 +328,8 @@ ENVOY_LINE = {
     "jwt.sub": "u-4711",
     "jwt.azp": "acme-chat",
     "source_ip": "203.0.113.7",
-    "gen_ai.request.model": "mistral-small",
+    "sovstack.model": "mistral-small",
+    "sovstack.weights_sha256": DIGEST,
     "route_name": "httproute/acme-serving/acme-mistral-small/rule/0/match/0/llm_acme_example",
     "response_code": 200,
     "duration": 1834,
@@ -343,7 +344,6 @@ def test_an_access_log_line_becomes_a_valid_record() -> None:
         ENVOY_LINE,
         customer="acme",
         region="scw-fr-par",
-        weights_digests={"mistral-small": DIGEST},
         capture=records.capture_fields("digest", "hi", None),
     )
     assert errors(record) == []
@@ -359,7 +359,8 @@ def test_a_refused_request_line_becomes_a_valid_record_with_nulls() -> None:
             "jwt.iss": "-",
             "jwt.sub": None,
             "jwt.azp": "",
-            "gen_ai.request.model": "-",
+            "sovstack.model": "-",
+            "sovstack.weights_sha256": None,
             "route_name": "-",
             "response_code": 401,
             "gen_ai.usage.input_tokens": "-",
@@ -367,7 +368,7 @@ def test_a_refused_request_line_becomes_a_valid_record_with_nulls() -> None:
             "upstream_host": "-",
         }
     )
-    record = records.record_from_access_log(line, customer="acme", region="scw-fr-par", weights_digests={})
+    record = records.record_from_access_log(line, customer="acme", region="scw-fr-par")
     assert errors(record) == []
     assert record["capture"] == "none"
     assert "upstream_host" not in record

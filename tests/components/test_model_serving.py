@@ -577,6 +577,17 @@ def test_http_route_attaches_to_the_https_listener_and_exposes_only_v1() -> None
             {
                 "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
                 "backendRefs": [{"kind": "Service", "name": "gov-fr-mistral-7b", "port": 8000}],
+                # Names the model for the inference records; `set` replaces a client's own value.
+                "filters": [
+                    {
+                        "type": "RequestHeaderModifier",
+                        "requestHeaderModifier": {
+                            "set": [
+                                {"name": "x-sovstack-model", "value": "mistralai/Mistral-7B-Instruct-v0.3"}
+                            ]
+                        },
+                    }
+                ],
                 "timeouts": {"request": "600s"},
             }
         ],
@@ -712,3 +723,78 @@ def test_invalid_args_register_nothing(mocks: Recorder) -> None:
 def test_shell_revalidation_keeps_unset_fields_unset() -> None:
     args = make(autoscaling=AUTOSCALING)
     assert ModelServingArgs.model_validate(args.model_dump(exclude_unset=True)) == args
+
+
+# --- pinned weights -----------------------------------------------------------------------------------
+PIN = "sha256:" + "c" * 64
+
+
+def test_pinned_s3_weights_are_verified_after_the_fetch_before_vllm() -> None:
+    args = make(weights={**S3, "manifest_sha256": "c" * 64})
+    spec = pod_spec(args)
+    assert [c["name"] for c in spec["initContainers"]] == ["fetch-weights", "verify-weights"]
+    verify = spec["initContainers"][1]
+    assert verify["image"] == FETCHER  # the fetcher's pinned image: no new image to trust
+    assert verify["command"][-2:] == ["/models/mistral-7b", "c" * 64]
+    assert verify["volumeMounts"] == [{"name": "weights", "mountPath": "/models", "readOnly": True}]
+    assert verify["securityContext"]["readOnlyRootFilesystem"] is True
+    deployment = objects_of(args)["Deployment"]
+    assert deployment["metadata"]["annotations"]["sovstack.io/weights-sha256"] == PIN
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {"sovstack.io/weights-sha256": PIN}
+
+
+def test_verification_adds_its_allowance_to_the_progress_deadline() -> None:
+    rollout = serving_defaults().rollout
+    plain = objects_of(make())["Deployment"]["spec"]["progressDeadlineSeconds"]
+    pinned = objects_of(make(weights={**S3, "manifest_sha256": PIN}))["Deployment"]
+    assert pinned["spec"]["progressDeadlineSeconds"] == plain + rollout.verify_allowance_minutes * 60
+    assert pinned["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == str(
+        pinned["spec"]["progressDeadlineSeconds"]
+    )
+
+
+def test_pinned_pvc_weights_are_verified_where_vllm_reads_them() -> None:
+    args = make(weights={**PVC, "manifest_sha256": PIN, "verifier_image": FETCHER})
+    spec = pod_spec(args)
+    (verify,) = spec["initContainers"]
+    assert verify["name"] == "verify-weights"
+    assert verify["volumeMounts"] == [
+        {"name": "weights", "mountPath": "/models/mistral-7b", "readOnly": True, "subPath": "mistral-7b"}
+    ]
+    vllm_mount = next(m for m in container(args)["volumeMounts"] if m["name"] == "weights")
+    assert (vllm_mount["mountPath"], vllm_mount["subPath"]) == ("/models/mistral-7b", "mistral-7b")
+
+
+def test_unpinned_weights_get_no_verification_and_no_annotation() -> None:
+    deployment = objects_of(make())["Deployment"]
+    assert [c["name"] for c in deployment["spec"]["template"]["spec"]["initContainers"]] == ["fetch-weights"]
+    assert "sovstack.io/weights-sha256" not in deployment["metadata"]["annotations"]
+    assert "annotations" not in deployment["spec"]["template"]["metadata"]
+    assert "initContainers" not in pod_spec(make(weights=PVC))
+
+
+@pytest.mark.parametrize("value", ["c" * 63, "C" * 64, "sha512:" + "c" * 64, ""])
+def test_a_malformed_manifest_sha256_is_refused(value: str) -> None:
+    assert error_of(weights={**S3, "manifest_sha256": value}) == (
+        f"Value error, manifest_sha256: {value!r} is not a sha256 (64 lowercase hex digits, optionally sha256:)"
+    )
+
+
+def test_the_route_names_the_model_and_its_weights_for_the_records() -> None:
+    route = objects_of(make(route=ROUTE, weights={**S3, "manifest_sha256": PIN}))["HTTPRoute"]
+    assert route["spec"]["rules"][0]["filters"] == [
+        {
+            "type": "RequestHeaderModifier",
+            "requestHeaderModifier": {
+                "set": [
+                    {"name": "x-sovstack-model", "value": "mistralai/Mistral-7B-Instruct-v0.3"},
+                    {"name": "x-sovstack-weights-sha256", "value": PIN},
+                ]
+            },
+        }
+    ]
+
+
+def test_pinned_manifests_validate_strictly() -> None:
+    objects = build_model_serving(make(route=ROUTE, weights={**S3, "manifest_sha256": PIN}))
+    assert assert_all_valid(objects, "1.31") == {"HTTPRoute"}

@@ -295,3 +295,59 @@ def test_releases_wait_for_their_namespace_and_custom_objects_for_their_release(
     return pulumi.Output.all(
         *[r.urn for r in platform.releases.values()], *[o.urn for o in platform.objects]
     ).apply(check)
+
+
+# ---------------------------------------------------------------------------------- inference records
+def test_gateways_write_the_records_access_log_and_strip_the_headers_a_record_trusts() -> None:
+    from sovstack.components.inference_records import envoy_access_log_format
+
+    description = describe_platform(make(gateways=[GATEWAY], gateway_access_log=True))
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in description.kubernetes_objects}
+    gateway = objects[("Gateway", "public")]
+    assert gateway["spec"]["infrastructure"] == {
+        "parametersRef": {"group": "gateway.envoyproxy.io", "kind": "EnvoyProxy", "name": "public"}
+    }
+    proxy = objects[("EnvoyProxy", "public")]
+    assert (proxy["apiVersion"], proxy["metadata"]["namespace"]) == (
+        "gateway.envoyproxy.io/v1alpha1",
+        "gateway",
+    )
+    assert proxy["spec"] == {
+        "telemetry": {
+            "accessLog": {
+                "settings": [
+                    {
+                        "format": {"type": "JSON", "json": envoy_access_log_format()},
+                        "sinks": [{"type": "File", "file": {"path": "/dev/stdout"}}],
+                    }
+                ]
+            }
+        }
+    }
+    policy = objects[("ClientTrafficPolicy", "public")]
+    assert policy["spec"] == {
+        "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}],
+        "headers": {
+            "earlyRequestHeaders": {
+                "remove": [
+                    "x-sovstack-jwt-iss",
+                    "x-sovstack-jwt-sub",
+                    "x-sovstack-jwt-azp",
+                    "x-sovstack-model",
+                    "x-sovstack-weights-sha256",
+                ]
+            }
+        },
+    }
+    # Both kinds come with Envoy Gateway's chart: they wait for its release.
+    assert description.defined_by["gateway/public"] == "envoy-gateway"
+    kinds = {c["kind"] for c in platform_facts()["envoy-gateway"].model_dump(by_alias=True)["crds"]}
+    assert {"EnvoyProxy", "ClientTrafficPolicy"} <= kinds
+
+
+def test_without_records_a_gateway_has_no_proxy_parameters() -> None:
+    description = describe_platform(make(gateways=[GATEWAY]))
+    kinds = sorted({o["kind"] for o in description.kubernetes_objects})
+    assert "EnvoyProxy" not in kinds and "ClientTrafficPolicy" not in kinds
+    gateway = next(o for o in description.kubernetes_objects if o["kind"] == "Gateway")
+    assert "infrastructure" not in gateway["spec"]

@@ -337,6 +337,8 @@ def _scaleway_cluster_in_poland(customer: dict[str, Any]) -> None:
                 "cluster.region: [FAIL] region.country",
                 "audit.region: [FAIL] storage.location",
                 "audit.endpoint: [FAIL] storage.location",
+                # industrial-eu leaves ministral-8b unpinned, which fr-sovereign refuses.
+                "models[1].weights.s3.manifestSha256: [FAIL] weights.pinned",
             ],
         ),
     ],
@@ -647,10 +649,13 @@ def test_a_deployment_with_placeholders_is_refused_unless_it_is_a_demo(
     with pytest.raises(ResidencyRefused) as err:
         program.main()
     file = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
+    zeros = "[placeholder] all-zero id: replace it with the real one"
     assert str(err.value) == (
-        "not deployable: 1 placeholder; nothing was registered (fill them in, or set `sovstack:demo: true` "
+        "not deployable: 3 placeholders; nothing was registered (fill them in, or set `sovstack:demo: true` "
         f"for a demonstration stack):\n{file}: sovstack:customer.cluster.ovh.serviceName: [placeholder] "
-        "sequential example id (0123456789abcdef...): replace it with the real one"
+        "sequential example id (0123456789abcdef...): replace it with the real one\n"
+        f"{file}: sovstack:customer.models[0].weights.s3.manifestSha256: {zeros}\n"
+        f"{file}: sovstack:customer.models[1].weights.s3.manifestSha256: {zeros}"
     )
     assert err.value.exit_code == 1
     assert mocks.resources == []

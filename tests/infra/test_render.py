@@ -364,21 +364,24 @@ def test_placeholders_refuse_a_render_unless_it_is_a_demo(tmp_path: Path) -> Non
     result = runner.invoke(app, ["render", "industrial-eu", "--out", str(out)])
     assert result.exit_code == 1, result.output
     file = "stacks/Pulumi.industrial-eu.yaml"
-    assert result.output.splitlines()[-3:] == [
+    assert result.output.splitlines()[-4:] == [
         f"{file}: sovstack:customer.cluster.scaleway.apiServerAllowedCidrs[0]: [placeholder] 198.51.100.0/28 is "
         "in the documentation range 198.51.100.0/24 (RFC 5737/3849): it routes nowhere",
+        f"{file}: sovstack:customer.models[0].weights.s3.manifestSha256: [placeholder] all-zero id: replace it "
+        "with the real one",
         f"{file}: --repo-url: [placeholder] host git.example.invalid is under the reserved .invalid name "
         "(RFC 2606): it resolves nowhere",
-        f"{file}: not deployable: 2 placeholders; nothing rendered (fill them in, or pass --demo for a "
+        f"{file}: not deployable: 3 placeholders; nothing rendered (fill them in, or pass --demo for a "
         "demonstration render)",
     ]
     assert not out.exists()
     demo = runner.invoke(app, ["render", "industrial-eu", "--out", str(out), "--demo"])
     assert demo.exit_code == 0, demo.output
     report = json.loads((out / "residency-report.json").read_text())
-    assert report["deployable"]["summary"] == "not deployable: 2 placeholders"
+    assert report["deployable"]["summary"] == "not deployable: 3 placeholders"
     assert [p["path"] for p in report["deployable"]["placeholders"]] == [
         "sovstack:customer.cluster.scaleway.apiServerAllowedCidrs[0]",
+        "sovstack:customer.models[0].weights.s3.manifestSha256",
         "--repo-url",
     ]
-    assert "**not deployable: 2 placeholders**" in (out / "residency-report.md").read_text()
+    assert "**not deployable: 3 placeholders**" in (out / "residency-report.md").read_text()

@@ -123,7 +123,7 @@ def add_model_research(c: Customer) -> None:
             "pool": "hgx",
             "maxModelLen": 16384,
             "concurrency": 8,
-            "weights": {"pvc": {"claimName": "mistral-7b-weights"}},
+            "weights": {"pvc": {"claimName": "mistral-7b-weights", "manifestSha256": "ab" * 32}},
             "apiKeySecret": {"name": "research-se-api-key"},
         }
     )
