@@ -47,9 +47,9 @@ class ModelServing(pulumi.ComponentResource):
         self.objects = register_objects(
             manifests, owner=name, parent=self, provider=provider, depends_on=list(needs or [])
         )
-        by_kind = {
-            manifest["kind"]: resource for manifest, resource in zip(manifests, self.objects, strict=True)
-        }
+        by_kind: dict[str, pulumi.CustomResource] = {}
+        for manifest, resource in zip(manifests, self.objects, strict=True):
+            by_kind.setdefault(manifest["kind"], resource)  # the stable's, not a canary's
         self.deployment = by_kind["Deployment"]
         self.service = by_kind["Service"]
         self.service_url = pulumi.Output.from_input(service_url(args))

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
+from sovstack.components.builders.audit_sink import HTTP_PORT as AUDIT_METRICS_PORT
 from sovstack.components.builders.audit_sink import (
     AuditSinkArgs,
     build_audit_bucket,
@@ -45,6 +46,7 @@ from sovstack.components.builders.gpu_cluster_args import (
 from sovstack.components.builders.model_serving import build_model_serving, service_url
 from sovstack.components.builders.model_serving_args import (
     Autoscaling,
+    Canary,
     ModelServingArgs,
     PvcWeights,
     Route,
@@ -54,9 +56,11 @@ from sovstack.components.builders.model_serving_args import (
 from sovstack.components.builders.network_isolation import (
     EgressDestination,
     KubernetesApiAccess,
+    MetricsScrape,
     NetworkIsolationArgs,
     build_network_isolation,
 )
+from sovstack.components.builders.observability import ObservabilityArgs, build_observability
 from sovstack.components.builders.platform import (
     GatewayArgs,
     PlatformArgs,
@@ -64,13 +68,13 @@ from sovstack.components.builders.platform import (
     SecretStoreArgs,
     describe_platform,
 )
-from sovstack.components.capacity import get_gpu
+from sovstack.components.capacity import get_gpu, get_model
 from sovstack.components.catalog import load_catalog
 from sovstack.components.kube import Manifest
 from sovstack.components.residency import POLICY_ANNOTATION, ResidencyPolicy, policy_annotation
 from sovstack.infra import defaults
 from sovstack.infra.lookups import audit_backend, model_info, plan_model, policy_of
-from sovstack.infra.spec import CustomerSpec, GpuPoolSpec, ModelSpec
+from sovstack.infra.spec import CustomerSpec, GpuPoolSpec, ModelSpec, WeightsSpec
 
 Loc = tuple[int | str, ...]
 SpecProblem = tuple[Loc, str]
@@ -143,7 +147,7 @@ def platform_args(spec: CustomerSpec) -> PlatformArgs:
         secret_store=store,
         keda=any(m.autoscaling for m in spec.models),
         gateways=[gateways[k] for k in sorted(gateways)],
-        prometheus_crds=any(m.service_monitor for m in spec.models),
+        prometheus_crds=any(m.service_monitor for m in spec.models) or spec.observability is not None,
         chart_repository=platform.chart_repository,
         image_registry=platform.image_registry,
         image_digests=dict(platform.image_digests),
@@ -230,13 +234,11 @@ class Composition:
     def serving(self) -> list[ModelServingArgs]:
         return [self._serving_args(i, m) for i, m in enumerate(self.spec.models)]
 
-    def _serving_args(self, index: int, model: ModelSpec) -> ModelServingArgs:
+    def _weights(self, given: WeightsSpec) -> S3Weights | PvcWeights:
         spec = self.spec
-        pool = self._pool(model)
-        weights: S3Weights | PvcWeights
-        if model.weights.s3 is not None:
-            s3 = model.weights.s3
-            weights = S3Weights(
+        if given.s3 is not None:
+            s3 = given.s3
+            return S3Weights(
                 url=s3.url,
                 endpoint=s3.endpoint,
                 region=_s3_region_of(s3.endpoint, spec.cluster.location),
@@ -244,9 +246,33 @@ class Composition:
                 fetcher_image=defaults.weights_fetcher_image(spec),
                 volume_size=s3.volume_size,
             )
-        else:
-            assert model.weights.pvc is not None
-            weights = PvcWeights(claim_name=model.weights.pvc.claim_name)
+        assert given.pvc is not None
+        return PvcWeights(claim_name=given.pvc.claim_name)
+
+    def _canary(self, index: int, model: ModelSpec) -> Canary | None:
+        """The new version of `models[index].rollout`: what it leaves out, it keeps from the stable model."""
+        rollout = model.rollout
+        if rollout is None:
+            return None
+        tensor_parallel = self.tensor_parallel_size(index)
+        if rollout.model is not None and rollout.model != model.model:
+            pool = self._pool(model)
+            plan = plan_model(model, pool, get_model(rollout.model), get_gpu(pool.gpu_type))
+            if plan.tensor_parallel_size is None:
+                raise ValueError(f"models[{index}].rollout: {rollout.model} does not fit pool {pool.name}")
+            tensor_parallel = int(plan.tensor_parallel_size)
+        return Canary(
+            image=rollout.image or defaults.vllm_image(self.spec, model),
+            weights=self._weights(rollout.weights or model.weights),
+            weight=rollout.weight,
+            replicas=rollout.replicas,
+            tensor_parallel_size=tensor_parallel,  # type: ignore[arg-type]
+        )
+
+    def _serving_args(self, index: int, model: ModelSpec) -> ModelServingArgs:
+        spec = self.spec
+        pool = self._pool(model)
+        weights = self._weights(model.weights)
         extra: dict[str, Any] = {}
         if model.autoscaling is not None:
             extra["autoscaling"] = Autoscaling(**model.autoscaling.model_dump())
@@ -254,6 +280,9 @@ class Composition:
             extra["replicas"] = model.replicas
         if model.route is not None:
             extra["route"] = Route(**model.route.model_dump(exclude={"tls_secret"}))
+        canary = self._canary(index, model)
+        if canary is not None:
+            extra["canary"] = canary
         return ModelServingArgs(
             customer=spec.name,
             model_name=model.name,
@@ -318,7 +347,20 @@ class Composition:
             cilium_fqdn_policies=spec.network.cilium_fqdn_policies,
             privileged_namespaces=[ns.logs],
             namespace_annotations={POLICY_ANNOTATION: policy_annotation(self.policy)},
+            **self._metrics_scrape(),
         )
+
+    def _metrics_scrape(self) -> dict[str, Any]:
+        """With observability, its Prometheus may scrape the audit shippers' Fluent Bit metrics."""
+        wanted = self.spec.observability
+        if wanted is None:
+            return {}
+        ns = self.namespaces
+        return {
+            "metrics_scrape": MetricsScrape(
+                namespaces=[ns.audit, ns.logs], from_namespaces=[wanted.namespace], port=AUDIT_METRICS_PORT
+            )
+        }
 
     def _ingress_namespaces(self) -> list[str]:
         """Gateways (declared, or named by a model's route) call the models; Prometheus scrapes /metrics
@@ -341,6 +383,9 @@ class Composition:
         for i, model in enumerate(self.spec.models):
             replicas = model.autoscaling.max_replicas if model.autoscaling else model.replicas
             total += replicas * self.serving[i].tensor_parallel_size
+            canary = self.serving[i].canary
+            if canary is not None:  # the new version runs beside the stable one
+                total += canary.replicas * canary.tensor_parallel_size
         return total
 
     @cached_property
@@ -377,6 +422,31 @@ class Composition:
             apiserver_audit_log_path=talos.audit_log_path if talos else None,
             **extra,
         )
+
+    @cached_property
+    def observability(self) -> ObservabilityArgs | None:
+        """Alert rules, the audit shippers' PodMonitor and dashboards, when the spec asks for them."""
+        wanted = self.spec.observability
+        if wanted is None:
+            return None
+        spec, ns = self.spec, self.namespaces
+        groups = ("audit-shipping", *(("gpu",) if wanted.gpu else ()), "model-serving")
+        return ObservabilityArgs(
+            customer=spec.name,
+            region=spec.cluster.location,
+            residency_profile=spec.residency.label,
+            namespace=wanted.namespace,
+            serving_namespace=ns.serving,
+            audit_namespace=ns.audit,
+            audit_logs_namespace=ns.logs,
+            groups=groups,
+            prometheus_selector_labels=dict(wanted.prometheus_selector_labels),
+            alerts=wanted.alerts,
+            dashboards=wanted.dashboards,
+        )
+
+    def observability_objects(self) -> list[Manifest]:
+        return build_observability(self.observability) if self.observability else []
 
     # -- what the stack contains ------------------------------------------------------------
     @cached_property
@@ -432,6 +502,7 @@ class Composition:
         for args in self.serving:
             objects += build_model_serving(args)
         objects += self.external_secret_objects()
+        objects += self.observability_objects()
         return objects
 
     def external_secret_objects(self) -> list[Manifest]:
