@@ -41,6 +41,8 @@ class ModelServing(pulumi.ComponentResource):
         # The weights union is discriminated by `source`, a default that exclude_unset would drop.
         data = args.model_dump(exclude_unset=True)
         data["weights"] = args.weights.model_dump()
+        if args.canary is not None:
+            data["canary"] = {**args.canary.model_dump(exclude_unset=True), "weights": args.canary.weights.model_dump()}
         args = ModelServingArgs.model_validate(data)
         manifests = build_model_serving(args)
         super().__init__("sovstack:serving:ModelServing", name, None, opts)

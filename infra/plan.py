@@ -290,6 +290,26 @@ def _stack_outputs() -> dict[str, Any]:
     return resolved
 
 
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+
+
+def traffic_splits(result: PlanResult) -> dict[str, str]:
+    """Each HTTPRoute with weighted backends (a rollout): `ns/name` -> `stable-svc 90%, canary-svc 10%`."""
+    splits: dict[str, str] = {}
+    for r in result.resources:
+        if r.type != HTTP_ROUTE:
+            continue
+        meta = r.inputs.get("metadata", {})
+        for rule in r.inputs.get("spec", {}).get("rules", []):
+            refs = rule.get("backendRefs", [])
+            if any("weight" in ref for ref in refs):
+                total = sum(int(ref.get("weight", 1)) for ref in refs) or 1
+                splits[f"{meta.get('namespace')}/{meta.get('name')}"] = ", ".join(
+                    f"{ref['name']} {round(100 * int(ref.get('weight', 1)) / total)}%" for ref in refs
+                )
+    return splits
+
+
 def format_plan(result: PlanResult) -> str:
     lines = [f"Plan for stack {result.stack}: {len(result.resources)} resources (mock engine, offline)"]
     for r in result.resources:
@@ -307,6 +327,10 @@ def format_plan(result: PlanResult) -> str:
         lines.append("Outputs:")
         for key, value in result.outputs.items():
             lines.append(f"  {key}: {json.dumps(value, sort_keys=True)}")
+    splits = traffic_splits(result)
+    if splits:
+        lines.append("Traffic splits (HTTPRoute weighted backends):")
+        lines.extend(f"  {route}: {split}" for route, split in splits.items())
     if result.placeholders:
         lines.append(f"Placeholders used for missing secret config: {', '.join(result.placeholders)}")
     lines.append("Summary:")
