@@ -42,7 +42,10 @@ class ModelServing(pulumi.ComponentResource):
         data = args.model_dump(exclude_unset=True)
         data["weights"] = args.weights.model_dump()
         if args.canary is not None:
-            data["canary"] = {**args.canary.model_dump(exclude_unset=True), "weights": args.canary.weights.model_dump()}
+            data["canary"] = {
+                **args.canary.model_dump(exclude_unset=True),
+                "weights": args.canary.weights.model_dump(),
+            }
         args = ModelServingArgs.model_validate(data)
         manifests = build_model_serving(args)
         super().__init__("sovstack:serving:ModelServing", name, None, opts)

@@ -447,7 +447,6 @@ class Engine:
             "EU AI Act Art. 26(6) and Art. 19 (at least six months)",
         )
 
-
     def licence(self, path: str, model: str, licence: str, use: str, grant: str | None) -> Finding:
         """`model` (a catalog id or a custom model's name) under `licence`, used for `use`.
 

@@ -266,7 +266,7 @@ class Composition:
             weights=self._weights(rollout.weights or model.weights),
             weight=rollout.weight,
             replicas=rollout.replicas,
-            tensor_parallel_size=tensor_parallel,  # type: ignore[arg-type]
+            tensor_parallel_size=tensor_parallel,
         )
 
     def _serving_args(self, index: int, model: ModelSpec) -> ModelServingArgs:

@@ -292,7 +292,8 @@ class RolloutSpec(SpecModel):
         "like the stable model's.",
     )
     image: str | None = Field(
-        default=None, description="vLLM image of the new version, pinned by digest; the stable model's if omitted."
+        default=None,
+        description="vLLM image of the new version, pinned by digest; the stable model's if omitted.",
     )
     weights: WeightsSpec | None = Field(
         default=None,

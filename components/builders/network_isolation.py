@@ -126,7 +126,9 @@ class MetricsScrape(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     namespaces: list[str] = Field(min_length=1, description="Owned namespaces whose pods are scraped.")
-    from_namespaces: list[str] = Field(min_length=1, description="Namespaces the scraping Prometheus runs in.")
+    from_namespaces: list[str] = Field(
+        min_length=1, description="Namespaces the scraping Prometheus runs in."
+    )
     port: int = Field(ge=1, le=65535, description="The metrics port (Fluent Bit's HTTP server: 2020).")
 
 

@@ -382,7 +382,9 @@ def promoted_industrial(c: Customer) -> None:
     c["models"][0]["weights"] = NEW_WEIGHTS
 
 
-def _plan_changed(tmp_path_factory: pytest.TempPathFactory, key: str, change: Callable[[Customer], None]) -> Planned:
+def _plan_changed(
+    tmp_path_factory: pytest.TempPathFactory, key: str, change: Callable[[Customer], None]
+) -> Planned:
     customer = example_customer("industrial-eu")
     change(customer)
     path = tmp_path_factory.mktemp(key) / "Pulumi.industrial-eu.yaml"
