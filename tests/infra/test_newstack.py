@@ -171,7 +171,9 @@ def test_set_values_override_model_and_pool(stacks: Path) -> None:
 
 
 def test_a_model_whose_licence_does_not_allow_the_use_is_not_written(stacks: Path) -> None:
-    result = new("acme", "--template", "eu", "--set", "model=ministral-8b-instruct-2410", "--set", "modelName=m8")
+    result = new(
+        "acme", "--template", "eu", "--set", "model=ministral-8b-instruct-2410", "--set", "modelName=m8"
+    )
     assert result.exit_code == 1
     assert "models[0]: [FAIL] model.licence: ministral-8b-instruct-2410 is under the Mistral Research " in (
         result.stderr
