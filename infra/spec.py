@@ -353,6 +353,9 @@ class ModelSpec(SpecModel):
                 raise ValueError("rollout: needs route: the traffic split is the HTTPRoute's backend weights")
             if self.custom is not None and self.rollout.model is not None:
                 raise ValueError("rollout.model: a custom model rolls out a new image or weights only")
+            changes_model = self.rollout.model is not None and self.rollout.model != self.model
+            if changes_model and self.rollout.weights is None:
+                raise ValueError("rollout.weights: required when rollout.model names another model")
         return self
 
 

@@ -634,7 +634,11 @@ def test_a_rollouts_new_model_is_licence_checked(write_stack: StackWriter) -> No
             "gatewayName": "public",
             "gatewayNamespace": "gateway",
         }
-        customer["models"][0]["rollout"] = {"model": "codestral-22b-v0-1", "weight": 10}
+        customer["models"][0]["rollout"] = {
+            "model": "codestral-22b-v0-1",
+            "weights": {"pvc": {"claimName": "codestral-weights"}},
+            "weight": 10,
+        }
 
     path = write_stack("industrial-eu", roll_out_codestral)
     result = validate(path)
@@ -670,3 +674,32 @@ def test_the_report_lists_every_model_with_its_licence_use_and_grant(write_stack
             "grant": "Mistral AI commercial licence MAI-2026-IND-014",
         },
     ]
+
+
+@pytest.mark.parametrize(
+    ("rollout", "route", "message"),
+    [
+        ({"weight": 10}, False, "rollout: needs route: the traffic split is the HTTPRoute's backend weights"),
+        (
+            {"model": "mistral-nemo-instruct-2407", "weight": 10},
+            True,
+            "rollout.weights: required when rollout.model names another model",
+        ),
+    ],
+)
+def test_a_rollout_without_what_it_needs_is_invalid(
+    write_stack: StackWriter, rollout: dict[str, Any], route: bool, message: str
+) -> None:
+    def change(customer: Customer) -> None:
+        if route:
+            customer["models"][0]["route"] = {
+                "hostname": "a.example.eu",
+                "gatewayName": "g",
+                "gatewayNamespace": "gw",
+            }
+        customer["models"][0]["rollout"] = rollout
+
+    path = write_stack("gov-fr", change)
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr)[0] == f"{path}: sovstack:customer.models[0]: {message}"
