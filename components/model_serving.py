@@ -41,15 +41,20 @@ class ModelServing(pulumi.ComponentResource):
         # The weights union is discriminated by `source`, a default that exclude_unset would drop.
         data = args.model_dump(exclude_unset=True)
         data["weights"] = args.weights.model_dump()
+        if args.canary is not None:
+            data["canary"] = {
+                **args.canary.model_dump(exclude_unset=True),
+                "weights": args.canary.weights.model_dump(),
+            }
         args = ModelServingArgs.model_validate(data)
         manifests = build_model_serving(args)
         super().__init__("sovstack:serving:ModelServing", name, None, opts)
         self.objects = register_objects(
             manifests, owner=name, parent=self, provider=provider, depends_on=list(needs or [])
         )
-        by_kind = {
-            manifest["kind"]: resource for manifest, resource in zip(manifests, self.objects, strict=True)
-        }
+        by_kind: dict[str, pulumi.CustomResource] = {}
+        for manifest, resource in zip(manifests, self.objects, strict=True):
+            by_kind.setdefault(manifest["kind"], resource)  # the stable's, not a canary's
         self.deployment = by_kind["Deployment"]
         self.service = by_kind["Service"]
         self.service_url = pulumi.Output.from_input(service_url(args))

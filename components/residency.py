@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sovstack.components.catalog import Catalog, CatalogError, Jurisdiction, Region, load_catalog
 from sovstack.components.kube import image_is_pinned, image_registry, image_repository, load_yaml
+from sovstack.components.licences import LICENCES_FILE, get_licence
 
 POLICIES_FILE = Path(__file__).parent / "data" / "policies.yaml"
 #: The resolved residency policy, as JSON, on every namespace sovstack owns, so an auditor reading the
@@ -50,6 +51,7 @@ RULES: dict[str, str] = {
     "audit.retention": "Audit logs are retained at least the policy minimum (AI Act Art. 26(6)).",
     "resource.location": "Every cloud resource is placed: by a location input, by an explicit provider "
     "whose location was checked, or by a location-free type listed with its reason (policies.yaml).",
+    "model.licence": "Every model's licence allows the stack's declared use, or a commercial grant is declared.",
 }
 
 
@@ -550,6 +552,39 @@ class Engine:
             manifest_sha256 is not None or not required,
             reason,
             "EU AI Act Art. 12 (which exact model served each request), Art. 15 (integrity); docs/records.md",
+        )
+
+    def licence(self, path: str, model: str, licence: str, use: str, grant: str | None) -> Finding:
+        """`model` (a catalog id or a custom model's name) under `licence`, used for `use`.
+
+        Passes when the licence allows the use, or when the stack declares a commercial grant for the
+        model; a licence missing from data/licences.yaml allows nothing (fail closed).
+        """
+        known = get_licence(licence)
+        source = known.source if known else f"not in {LICENCES_FILE.parent.name}/{LICENCES_FILE.name}"
+        allows = known.allows if known else ()
+        if use in allows:
+            return self._finding(
+                "model.licence", path, licence, True, f"{model}: {licence} allows {use} use", source
+            )
+        if grant is not None:
+            return self._finding(
+                "model.licence",
+                path,
+                licence,
+                True,
+                f"{model}: {licence} does not allow {use} use; the stack declares the grant {grant!r}",
+                source,
+            )
+        allowed = ", ".join(allows) if allows else "nothing sovstack knows of"
+        return self._finding(
+            "model.licence",
+            path,
+            licence,
+            False,
+            f"{model} is under the {licence} ({source}), which allows {allowed}, not {use} use: declare "
+            "your commercial licence in licensing.grants or serve another model",
+            source,
         )
 
 

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
-from sovstack.components.capacity import get_gpu
+from sovstack.components.capacity import get_gpu, load_models
 from sovstack.components.catalog import CatalogError, Region, load_catalog, provider_for_backend
 from sovstack.components.kubernetes_versions import VersionFactsError
 from sovstack.components.kubernetes_versions import check as check_kubernetes_version
@@ -102,6 +102,11 @@ def _egress_declared(spec: CustomerSpec) -> list[SpecProblem]:
         (("models", i, "weights", "s3", "endpoint"), model.weights.s3.endpoint)
         for i, model in enumerate(spec.models)
         if model.weights.s3 is not None
+    ]
+    endpoints += [
+        (("models", i, "rollout", "weights", "s3", "endpoint"), model.rollout.weights.s3.endpoint)
+        for i, model in enumerate(spec.models)
+        if model.rollout is not None and model.rollout.weights is not None and model.rollout.weights.s3
     ]
     if spec.audit.endpoint is not None:
         endpoints.append((("audit", "endpoint"), spec.audit.endpoint))
@@ -261,6 +266,30 @@ def _model_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:
             yield ("models", i, "pool"), f"no GPU pool named {model.pool!r} (pools: {', '.join(pools)})"
         if model.autoscaling and model.autoscaling.min_replicas > model.autoscaling.max_replicas:
             yield ("models", i, "autoscaling", "maxReplicas"), "is below minReplicas"
+        yield from _rollout_problems(spec, i)
+    served = {m.model or m.name for m in spec.models} | {
+        m.rollout.model for m in spec.models if m.rollout and m.rollout.model
+    }
+    for j, grant in enumerate(spec.licensing.grants):
+        if grant.model not in served:
+            yield (
+                ("licensing", "grants", j, "model"),
+                f"{grant.model!r} is not served by this stack (models: {', '.join(sorted(served))})",
+            )
+
+
+def _rollout_problems(spec: CustomerSpec, index: int) -> Iterator[SpecProblem]:
+    model = spec.models[index]
+    if model.rollout is None:
+        return
+    canary = f"{model.name}-canary"
+    if any(m.name == canary for m in spec.models):
+        yield ("models", index, "rollout"), f"the new version runs as {canary}, the name of another model"
+    if model.rollout.model is not None and model.rollout.model not in load_models():
+        yield (
+            ("models", index, "rollout", "model"),
+            f"unknown model {model.rollout.model!r}; known models: {', '.join(sorted(load_models()))}",
+        )
 
 
 def _audit_problems(spec: CustomerSpec) -> Iterator[SpecProblem]:

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
+from sovstack.components.builders.audit_sink import HTTP_PORT as AUDIT_METRICS_PORT
 from sovstack.components.builders.audit_sink import (
     AuditSinkArgs,
     InferenceRecordsArgs,
@@ -62,6 +63,7 @@ from sovstack.components.builders.identity import (
 from sovstack.components.builders.model_serving import build_model_serving, service_url
 from sovstack.components.builders.model_serving_args import (
     Autoscaling,
+    Canary,
     ModelServingArgs,
     PvcWeights,
     Route,
@@ -71,9 +73,11 @@ from sovstack.components.builders.model_serving_args import (
 from sovstack.components.builders.network_isolation import (
     EgressDestination,
     KubernetesApiAccess,
+    MetricsScrape,
     NetworkIsolationArgs,
     build_network_isolation,
 )
+from sovstack.components.builders.observability import ObservabilityArgs, build_observability
 from sovstack.components.builders.platform import (
     GatewayArgs,
     PlatformArgs,
@@ -83,13 +87,13 @@ from sovstack.components.builders.platform import (
     describe_platform,
     merge,
 )
-from sovstack.components.capacity import get_gpu
+from sovstack.components.capacity import get_gpu, get_model
 from sovstack.components.catalog import load_catalog
 from sovstack.components.kube import Manifest
 from sovstack.components.residency import POLICY_ANNOTATION, ResidencyPolicy, policy_annotation
 from sovstack.infra import defaults
 from sovstack.infra.lookups import audit_backend, model_info, plan_model, policy_of
-from sovstack.infra.spec import CustomerSpec, GpuPoolSpec, ModelSpec
+from sovstack.infra.spec import CustomerSpec, GpuPoolSpec, ModelSpec, WeightsSpec
 
 Loc = tuple[int | str, ...]
 SpecProblem = tuple[Loc, str]
@@ -175,7 +179,7 @@ def platform_args(spec: CustomerSpec) -> PlatformArgs:
         secret_store=store,
         keda=any(m.autoscaling for m in spec.models),
         gateways=[gateways[k] for k in sorted(gateways)],
-        prometheus_crds=any(m.service_monitor for m in spec.models),
+        prometheus_crds=any(m.service_monitor for m in spec.models) or spec.observability is not None,
         chart_repository=platform.chart_repository,
         image_registry=platform.image_registry,
         image_digests=dict(platform.image_digests),
@@ -347,28 +351,50 @@ class Composition:
     def serving(self) -> list[ModelServingArgs]:
         return [self._serving_args(i, m) for i, m in enumerate(self.spec.models)]
 
-    def _serving_args(self, index: int, model: ModelSpec) -> ModelServingArgs:
+    def _weights(self, given: WeightsSpec) -> S3Weights | PvcWeights:
         spec = self.spec
-        pool = self._pool(model)
-        weights: S3Weights | PvcWeights
-        if model.weights.s3 is not None:
-            s3 = model.weights.s3
-            weights = S3Weights(
+        if given.s3 is not None:
+            s3 = given.s3
+            return S3Weights(
                 url=s3.url,
                 endpoint=s3.endpoint,
                 region=_s3_region_of(s3.endpoint, spec.cluster.location),
                 credentials_secret=s3.credentials_secret,
                 fetcher_image=defaults.weights_fetcher_image(spec),
                 volume_size=s3.volume_size,
-                manifest_sha256=model.weights.manifest_sha256,
+                manifest_sha256=given.manifest_sha256,
             )
-        else:
-            assert model.weights.pvc is not None
-            weights = PvcWeights(
-                claim_name=model.weights.pvc.claim_name,
-                manifest_sha256=model.weights.manifest_sha256,
-                verifier_image=defaults.weights_fetcher_image(spec),
-            )
+        assert given.pvc is not None
+        return PvcWeights(
+            claim_name=given.pvc.claim_name,
+            manifest_sha256=given.manifest_sha256,
+            verifier_image=defaults.weights_fetcher_image(spec),
+        )
+
+    def _canary(self, index: int, model: ModelSpec) -> Canary | None:
+        """The new version of `models[index].rollout`: what it leaves out, it keeps from the stable model."""
+        rollout = model.rollout
+        if rollout is None:
+            return None
+        tensor_parallel = self.tensor_parallel_size(index)
+        if rollout.model is not None and rollout.model != model.model:
+            pool = self._pool(model)
+            plan = plan_model(model, pool, get_model(rollout.model), get_gpu(pool.gpu_type))
+            if plan.tensor_parallel_size is None:
+                raise ValueError(f"models[{index}].rollout: {rollout.model} does not fit pool {pool.name}")
+            tensor_parallel = int(plan.tensor_parallel_size)
+        return Canary(
+            image=rollout.image or defaults.vllm_image(self.spec, model),
+            weights=self._weights(rollout.weights or model.weights),
+            weight=rollout.weight,
+            replicas=rollout.replicas,
+            tensor_parallel_size=tensor_parallel,
+        )
+
+    def _serving_args(self, index: int, model: ModelSpec) -> ModelServingArgs:
+        spec = self.spec
+        pool = self._pool(model)
+        weights = self._weights(model.weights)
         extra: dict[str, Any] = {}
         if model.autoscaling is not None:
             extra["autoscaling"] = Autoscaling(**model.autoscaling.model_dump())
@@ -382,6 +408,9 @@ class Composition:
             extra["route"] = Route(
                 **model.route.model_dump(exclude={"tls_secret"}), credential_filter=injected
             )
+        canary = self._canary(index, model)
+        if canary is not None:
+            extra["canary"] = canary
         return ModelServingArgs(
             customer=spec.name,
             model_name=model.name,
@@ -451,7 +480,20 @@ class Composition:
             cilium_fqdn_policies=spec.network.cilium_fqdn_policies,
             privileged_namespaces=[ns.logs],
             namespace_annotations={POLICY_ANNOTATION: policy_annotation(self.policy)},
+            **self._metrics_scrape(),
         )
+
+    def _metrics_scrape(self) -> dict[str, Any]:
+        """With observability, its Prometheus may scrape the audit shippers' Fluent Bit metrics."""
+        wanted = self.spec.observability
+        if wanted is None:
+            return {}
+        ns = self.namespaces
+        return {
+            "metrics_scrape": MetricsScrape(
+                namespaces=[ns.audit, ns.logs], from_namespaces=[wanted.namespace], port=AUDIT_METRICS_PORT
+            )
+        }
 
     def _ingress_namespaces(self) -> list[str]:
         """Gateways (declared, or named by a model's route) call the models; Prometheus scrapes /metrics
@@ -474,6 +516,9 @@ class Composition:
         for i, model in enumerate(self.spec.models):
             replicas = model.autoscaling.max_replicas if model.autoscaling else model.replicas
             total += replicas * self.serving[i].tensor_parallel_size
+            canary = self.serving[i].canary
+            if canary is not None:  # the new version runs beside the stable one
+                total += canary.replicas * canary.tensor_parallel_size
         return total
 
     @cached_property
@@ -519,6 +564,31 @@ class Composition:
             return None
         gateways = sorted({g.namespace for g in self.platform.gateways})
         return InferenceRecordsArgs(gateway_namespaces=gateways) if gateways else None
+
+    @cached_property
+    def observability(self) -> ObservabilityArgs | None:
+        """Alert rules, the audit shippers' PodMonitor and dashboards, when the spec asks for them."""
+        wanted = self.spec.observability
+        if wanted is None:
+            return None
+        spec, ns = self.spec, self.namespaces
+        groups = ("audit-shipping", *(("gpu",) if wanted.gpu else ()), "model-serving")
+        return ObservabilityArgs(
+            customer=spec.name,
+            region=spec.cluster.location,
+            residency_profile=spec.residency.label,
+            namespace=wanted.namespace,
+            serving_namespace=ns.serving,
+            audit_namespace=ns.audit,
+            audit_logs_namespace=ns.logs,
+            groups=groups,
+            prometheus_selector_labels=dict(wanted.prometheus_selector_labels),
+            alerts=wanted.alerts,
+            dashboards=wanted.dashboards,
+        )
+
+    def observability_objects(self) -> list[Manifest]:
+        return build_observability(self.observability) if self.observability else []
 
     # -- what the stack contains ------------------------------------------------------------
     @cached_property
@@ -584,6 +654,7 @@ class Composition:
             objects += build_model_serving(args)
         objects += self.external_secret_objects()
         objects += build_identity(self.identity)
+        objects += self.observability_objects()
         return objects
 
     def external_secret_objects(self) -> list[Manifest]:

@@ -387,6 +387,10 @@ def build_stack(template: Template, name: str, variables: Mapping[str, Any], com
         network=network,
         audit=audit,
         registries=registries,
+        licensing=_block(
+            use=v["licenceUse"],
+            grants=[_flow(model=v["model"], reference=v["licenceGrant"])] if v["licenceGrant"] else None,
+        ),
         state=state,
     )
     document = CommentedMap(config=CommentedMap({"sovstack:customer": customer}))

@@ -98,6 +98,26 @@ def flatten(value: Any, path: str = "") -> dict[str, Any]:
     return {path: value}
 
 
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+
+
+def traffic_splits(resources: list[dict[str, Any]]) -> dict[str, str]:
+    """Each HTTPRoute with weighted backends (a rollout): `ns/name` -> `stable-svc 90%, canary-svc 10%`."""
+    splits: dict[str, str] = {}
+    for r in resources:
+        if r["type"] != HTTP_ROUTE:
+            continue
+        meta = r.get("inputs", {}).get("metadata", {})
+        for rule in r.get("inputs", {}).get("spec", {}).get("rules", []):
+            refs = rule.get("backendRefs", [])
+            if any("weight" in ref for ref in refs):
+                total = sum(int(ref.get("weight", 1)) for ref in refs) or 1
+                splits[f"{meta.get('namespace')}/{meta.get('name')}"] = ", ".join(
+                    f"{ref['name']} {round(100 * int(ref.get('weight', 1)) / total)}%" for ref in refs
+                )
+    return splits
+
+
 def format_tree(plan: dict[str, Any], *, show_inputs: bool = False) -> str:
     resources = plan["resources"]
     prefixes = _tree_prefixes(resources)
@@ -119,6 +139,10 @@ def format_tree(plan: dict[str, Any], *, show_inputs: bool = False) -> str:
     if plan.get("outputs"):
         lines += ["", "Outputs:"]
         lines += [f"    {k}: {json.dumps(v, sort_keys=True)}" for k, v in plan["outputs"].items()]
+    splits = traffic_splits(resources)
+    if splits:
+        lines += ["", "Traffic splits (HTTPRoute weighted backends):"]
+        lines += [f"    {route}: {split}" for route, split in splits.items()]
     if plan.get("placeholders"):
         lines += ["", f"Placeholders used for missing secret config: {', '.join(plan['placeholders'])}"]
     custom = sum(bool(r.get("custom")) for r in resources)

@@ -23,6 +23,7 @@ from typing import Any
 
 from sovstack.components.catalog import DATA_DIR as CATALOG_DIR
 from sovstack.components.catalog import load_catalog, provider_for_backend
+from sovstack.components.licences import get_licence
 from sovstack.components.residency import Finding, load_location_free, public_addresses
 from sovstack.infra import defaults
 from sovstack.infra.compose import Composition
@@ -30,7 +31,7 @@ from sovstack.infra.gitinfo import git_head
 from sovstack.infra.lookups import audit_backend
 from sovstack.infra.pipeline import LoadedStack
 from sovstack.infra.placeholders import Placeholder, find_placeholders, not_deployable
-from sovstack.infra.residency_check import evaluate, manifest_images
+from sovstack.infra.residency_check import evaluate, manifest_images, model_licence
 from sovstack.infra.schema_check import check_manifests
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -333,6 +334,7 @@ def build_report(
             "stateBackend": spec.state.backend_url,
             "secretsProvider": spec.state.secrets_provider,
         },
+        "models": _model_licences(loaded),
         "composition": {"refused": refused},
         "schemaChecks": {
             "kubernetesVersion": cluster.kubernetes_minor,
@@ -344,6 +346,35 @@ def build_report(
             "uncheckedKinds": sorted(unchecked | {"Application"}),
         },
     }
+
+
+def _model_licences(loaded: LoadedStack) -> list[dict[str, Any]]:
+    """Every model (and a rollout's new version) with its licence, the stack's use and its grant."""
+    spec = loaded.spec
+    rows: list[dict[str, Any]] = []
+    for i, model in enumerate(spec.models):
+        versions = [("stable", f"models[{i}]", False)]
+        if model.rollout is not None:
+            versions.append((f"rollout ({model.rollout.weight}%)", f"models[{i}].rollout", True))
+        for version, path, rollout in versions:
+            try:
+                model_id, licence = model_licence(spec, i, rollout=rollout)
+            except (KeyError, ValueError):
+                model_id, licence = model.model or model.name, "unknown"
+            known = get_licence(licence)
+            rows.append(
+                {
+                    "name": model.name,
+                    "path": path,
+                    "version": version,
+                    "model": model_id,
+                    "licence": licence,
+                    "licenceSource": known.source if known else None,
+                    "use": spec.licensing.use,
+                    "grant": spec.licensing.grant_for(model_id),
+                }
+            )
+    return rows
 
 
 def _rendered_images(composition: Composition) -> set[str]:

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from sovstack.components.builders.platform import GPU_OPERATOR, describe_platform
+from sovstack.components.capacity import get_model
 from sovstack.components.catalog import provider_for_backend
 from sovstack.components.residency import Engine, Finding, ResidencyPolicy
 from sovstack.infra import defaults
 from sovstack.infra.compose import platform_args
-from sovstack.infra.lookups import audit_backend, policy_of
+from sovstack.infra.lookups import audit_backend, model_info, policy_of
 from sovstack.infra.spec import CustomerSpec
 
 PREFIX = "sovstack:customer"
@@ -81,6 +82,8 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
             findings += engine.image(
                 f"{PREFIX}.registries.weightsFetcher", defaults.weights_fetcher_image(spec)
             )
+        findings += _licence_findings(engine, spec, i)
+        findings += _rollout_findings(engine, spec, i)
 
     for i, egress in enumerate(spec.network.egress):
         findings += engine.egress(f"{PREFIX}.network.egress[{i}].host", egress.host)
@@ -119,6 +122,46 @@ def evaluate(spec: CustomerSpec, policy: ResidencyPolicy | None = None) -> list[
         f"{s}.secretsProvider", spec.state.secrets_provider, spec.state.vault_address, f"{s}.vaultAddress"
     )
     return _dedupe(findings)
+
+
+def model_licence(spec: CustomerSpec, index: int, rollout: bool = False) -> tuple[str, str]:
+    """(the model's id for grants, its licence): the catalog id, or a custom model's stack name."""
+    model = spec.models[index]
+    if rollout and model.rollout is not None and model.rollout.model is not None:
+        return model.rollout.model, get_model(model.rollout.model).licence
+    return model.model or model.name, model_info(spec, index).licence
+
+
+def _licence_findings(engine: Engine, spec: CustomerSpec, index: int) -> list[Finding]:
+    try:
+        model_id, licence = model_licence(spec, index)
+    except (KeyError, ValueError):  # an unknown or malformed model: checks.semantic_problems names it
+        return []
+    use, grant = spec.licensing.use, spec.licensing.grant_for(model_id)
+    return [engine.licence(f"{PREFIX}.models[{index}]", model_id, licence, use, grant)]
+
+
+def _rollout_findings(engine: Engine, spec: CustomerSpec, index: int) -> list[Finding]:
+    """The new version is checked like the stable one: its image, its weights' endpoint, its licence."""
+    model = spec.models[index]
+    rollout = model.rollout
+    if rollout is None:
+        return []
+    r = f"{PREFIX}.models[{index}].rollout"
+    findings: list[Finding] = []
+    if rollout.image is not None:
+        findings += engine.image(f"{r}.image", rollout.image)
+    if rollout.weights is not None and rollout.weights.s3 is not None:
+        findings += engine.located(f"{r}.weights.s3.endpoint", rollout.weights.s3.endpoint, "weights storage")
+        findings += engine.image(f"{PREFIX}.registries.weightsFetcher", defaults.weights_fetcher_image(spec))
+    if rollout.model is not None:
+        try:
+            model_id, licence = model_licence(spec, index, rollout=True)
+        except KeyError:
+            return findings
+        grant = spec.licensing.grant_for(model_id)
+        findings.append(engine.licence(r, model_id, licence, spec.licensing.use, grant))
+    return findings
 
 
 def _platform_findings(engine: Engine, spec: CustomerSpec) -> list[Finding]:

@@ -315,6 +315,37 @@ class RouteSpec(SpecModel):
     )
 
 
+class RolloutSpec(SpecModel):
+    """A new version of a model served beside the stable one, with a share of the route's traffic.
+
+    Promote: copy these fields onto the model (model, image, weights) and remove `rollout`. Roll back:
+    remove `rollout`. The stable Deployment keeps its name throughout; the new version runs as
+    `<customer>-<name>-canary` (one Deployment and one Service).
+    """
+
+    model: str | None = Field(
+        default=None,
+        description="Catalog id of the new version; the stable model's if omitted. Its licence is checked "
+        "like the stable model's.",
+    )
+    image: str | None = Field(
+        default=None,
+        description="vLLM image of the new version, pinned by digest; the stable model's if omitted.",
+    )
+    weights: WeightsSpec | None = Field(
+        default=None,
+        description="Where the new version's weights come from (checked like the stable model's); the "
+        "stable model's if omitted.",
+    )
+    weight: int = Field(
+        ge=0,
+        le=100,
+        description="Percent of the route's requests sent to the new version (0 to 100); the stable "
+        "version gets the rest. Needs the model's `route`.",
+    )
+    replicas: int = Field(default=1, ge=1, le=64, description="Replicas of the new version.")
+
+
 class ModelSpec(SpecModel):
     name: DnsLabel = Field(description="The stack's name for this deployment, a DNS label; stable forever.")
     model: str | None = Field(
@@ -344,11 +375,24 @@ class ModelSpec(SpecModel):
     autoscaling: AutoscalingSpec | None = Field(default=None, description="KEDA scaling on the queue depth.")
     route: RouteSpec | None = Field(default=None, description="Gateway API HTTPRoute with TLS.")
     service_monitor: bool = Field(default=False, description="Create a Prometheus ServiceMonitor.")
+    rollout: RolloutSpec | None = Field(
+        default=None,
+        description="A new version served beside this one with a weighted share of the route's traffic "
+        "(docs/operations.md, Rollouts).",
+    )
 
     @model_validator(mode="after")
     def _model_or_custom(self) -> ModelSpec:
         if (self.model is None) == (self.custom is None):
             raise ValueError("give exactly one of model (a catalog id) or custom (the model's figures)")
+        if self.rollout is not None:
+            if self.route is None:
+                raise ValueError("rollout: needs route: the traffic split is the HTTPRoute's backend weights")
+            if self.custom is not None and self.rollout.model is not None:
+                raise ValueError("rollout.model: a custom model rolls out a new image or weights only")
+            changes_model = self.rollout.model is not None and self.rollout.model != self.model
+            if changes_model and self.rollout.weights is None:
+                raise ValueError("rollout.weights: required when rollout.model names another model")
         return self
 
 
@@ -592,6 +636,59 @@ class IdentitySpec(SpecModel):
         return self
 
 
+class LicenceGrantSpec(SpecModel):
+    model: str = Field(
+        description="Catalog id of the model the grant covers (a custom model: its name in this stack)."
+    )
+    reference: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:/#()-]{0,127}$",
+        description="Reference of the commercial licence agreement (contract number, ticket), printed in "
+        "reports: never a secret or a key.",
+    )
+
+
+class LicensingSpec(SpecModel):
+    use: Literal["production", "evaluation", "research"] = Field(
+        default="production",
+        description="What the customer uses the models for: production (live use in its business), "
+        "evaluation (testing, no live use) or research (non-commercial). Checked against each model's "
+        "licence (components/data/licences.yaml). Default production.",
+    )
+    grants: tuple[LicenceGrantSpec, ...] = Field(
+        default=(),
+        description="Commercial licence grants the customer holds, for models whose licence does not "
+        "allow its use on its own.",
+    )
+
+    def grant_for(self, model: str) -> str | None:
+        """The reference of the grant covering `model`, if any."""
+        return next((g.reference for g in self.grants if g.model == model), None)
+
+
+class ObservabilitySpec(SpecModel):
+    alerts: bool = Field(default=True, description="PrometheusRules for audit shipping and model servers.")
+    dashboards: bool = Field(default=True, description="Grafana dashboards as sidecar ConfigMaps.")
+    gpu: bool = Field(
+        default=False,
+        description="GPU alerts and dashboard too; only where the GPU Operator's DCGM exporter is scraped.",
+    )
+    namespace: DnsLabel = Field(
+        default="monitoring",
+        description="Namespace the cluster's Prometheus Operator and Grafana sidecar watch; also allowed "
+        "to scrape the audit shippers.",
+    )
+    prometheus_selector_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels the cluster's Prometheus selects rules and monitors by (e.g. release: kps).",
+    )
+
+    @model_validator(mode="after")
+    def _enables_something(self) -> ObservabilitySpec:
+        if not (self.alerts or self.dashboards):
+            raise ValueError("enable alerts, dashboards or both (or remove observability)")
+        return self
+
+
 class StateSpec(SpecModel):
     backend_url: str = Field(
         description="Pulumi state backend: s3://bucket?endpoint=...&region=... or file://"
@@ -622,6 +719,14 @@ class CustomerSpec(SpecModel):
     identity: IdentitySpec = Field(
         default_factory=IdentitySpec,
         description="Who may reach the Kubernetes API and the model endpoints (docs/identity.md).",
+    )
+    licensing: LicensingSpec = Field(
+        default_factory=LicensingSpec,
+        description="What the models are used for and the commercial licence grants held (rule model.licence).",
+    )
+    observability: ObservabilitySpec | None = Field(
+        default=None,
+        description="Alert rules, the audit shippers' PodMonitor and Grafana dashboards (docs/operations.md).",
     )
 
     @property

@@ -1,7 +1,7 @@
 """`SovereignStack`: one regulated customer's whole stack, composed from the components.
 
 A GpuCluster, then on its Kubernetes provider: the Platform (operators and CRDs), NetworkIsolation,
-AuditSink, ExternalSecrets and one ModelServing per model, each waiting for what it needs through
+AuditSink, ExternalSecrets, one ModelServing per model and Observability (when asked), each waiting for what it needs through
 typed readiness (`Platform.ready`, `ExternalSecrets.ready`). Names derive from the customer and each
 model's own name only, so adding a model or a pool never renames (or replaces) what exists.
 """
@@ -20,6 +20,7 @@ from sovstack.components.identity import Identity
 from sovstack.components.kube import dns_name
 from sovstack.components.model_serving import ModelServing
 from sovstack.components.network_isolation import NetworkIsolation
+from sovstack.components.observability import Observability
 from sovstack.components.platform import MovedFrom, Platform
 from sovstack.components.residency import Finding
 from sovstack.infra.compose import Composition
@@ -115,6 +116,18 @@ class SovereignStack(pulumi.ComponentResource):
                 opts=after_network,
             )
             if identity.rbac or identity.endpoints
+            else None
+        )
+        # Alert rules, the PodMonitor and dashboards, after the release that defines their kinds.
+        self.observability = (
+            Observability(
+                dns_name(spec.name, "observability"),
+                composition.observability,
+                provider=provider,
+                depends_on=self.platform.ready.for_objects(composition.observability_objects()),
+                opts=child,
+            )
+            if composition.observability
             else None
         )
         self.register_outputs(self.stack_outputs())

@@ -15,6 +15,7 @@ from sovstack.components.builders.model_serving_args import (
     GUARDED_FLAGS,
     GUARDED_PREFIXES,
     Autoscaling,
+    Canary,
     DnsLabel,
     LabelValue,
     ModelServingArgs,
@@ -61,6 +62,7 @@ __all__ = [
     "SHM_DIR",
     "TMP_DIR",
     "Autoscaling",
+    "Canary",
     "DnsLabel",
     "LabelValue",
     "ModelServingArgs",
@@ -489,11 +491,40 @@ def build_scaled_object(args: ModelServingArgs, scaling: Autoscaling) -> Manifes
     }
 
 
+CANARY_SUFFIX = "canary"
+
+
+def canary_args(args: ModelServingArgs) -> ModelServingArgs | None:
+    """The args of the new version: the stable args with the canary's image, weights and replicas, named
+    `<model_name>-canary`, without route, autoscaling, ServiceMonitor or canary of its own."""
+    canary = args.canary
+    if canary is None:
+        return None
+    data = args.model_dump(exclude_unset=True, exclude={"canary", "route", "autoscaling", "service_monitor"})
+    data.update(
+        model_name=f"{args.model_name}-{CANARY_SUFFIX}",
+        image=canary.image,
+        weights=canary.weights.model_dump(),
+        replicas=canary.replicas,
+        tensor_parallel_size=canary.tensor_parallel_size,
+    )
+    return ModelServingArgs.model_validate(data)
+
+
 def build_http_route(args: ModelServingArgs, route: Route) -> Manifest:
+    stable = {"kind": "Service", "name": serving_name(args), "port": args.port}
+    new = canary_args(args)
+    if args.canary is None or new is None:
+        backends = [stable]
+    else:  # Gateway API weighted backendRefs: each gets weight / sum of weights of the requests.
+        backends = [
+            {**stable, "weight": 100 - args.canary.weight},
+            {"kind": "Service", "name": serving_name(new), "port": args.port, "weight": args.canary.weight},
+        ]
     rule: dict[str, Any] = {
         # Only the API: /metrics and /health stay inside the cluster.
         "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
-        "backendRefs": [{"kind": "Service", "name": serving_name(args), "port": args.port}],
+        "backendRefs": backends,
     }
     # Name the model and its pinned weights for the gateway's access log (the inference records).
     # `set` replaces whatever a client sent under the same names; the gateway strips them earlier too.
@@ -556,7 +587,8 @@ def build_service_monitor(args: ModelServingArgs) -> Manifest:
 
 
 def build_model_serving(args: ModelServingArgs) -> list[Manifest]:
-    """Deployment, Service, PodDisruptionBudget, then ScaledObject, HTTPRoute, ServiceMonitor when enabled."""
+    """Deployment, Service, PodDisruptionBudget, then ScaledObject, HTTPRoute, ServiceMonitor when enabled,
+    then the canary's Deployment and Service."""
     objects = [build_deployment(args), build_service(args), build_pdb(args)]
     if args.autoscaling is not None:
         objects.append(build_scaled_object(args, args.autoscaling))
@@ -564,4 +596,7 @@ def build_model_serving(args: ModelServingArgs) -> list[Manifest]:
         objects.append(build_http_route(args, args.route))
     if args.service_monitor:
         objects.append(build_service_monitor(args))
+    new = canary_args(args)
+    if new is not None:  # appended last: the stable objects keep their names and their order
+        objects += [build_deployment(new), build_service(new)]
     return objects

@@ -399,6 +399,22 @@ class Route(_Args):
     )
 
 
+class Canary(_Args):
+    """A new version served beside the stable one: one more Deployment and Service, `<name>-canary`,
+    sharing the route by weight. The stable objects keep their names, so promoting (moving these fields
+    onto the stable args and dropping the canary) updates the stable Deployment in place."""
+
+    image: PinnedImage = Field(description="vLLM image of the new version, pinned by digest. Required.")
+    weights: Weights = Field(description="Weights of the new version. Required.")
+    weight: int = Field(
+        ge=0, le=100, description="Percent of the route's requests to the new version; the rest stay stable."
+    )
+    replicas: int = Field(default=1, ge=1, description="Replicas of the new version. Default 1.")
+    tensor_parallel_size: Literal[1, 2, 4, 8] = Field(
+        default=1, description="GPUs per replica of the new version. Default 1."
+    )
+
+
 class ModelServingArgs(_Args):
     """One model served by vLLM in one customer namespace on one GPU pool."""
 
@@ -480,6 +496,11 @@ class ModelServingArgs(_Args):
     autoscaling: Autoscaling | None = Field(default=None, description="KEDA ScaledObject. Default off.")
     route: Route | None = Field(default=None, description="Gateway API HTTPRoute. Default off.")
     service_monitor: bool = Field(default=False, description="ServiceMonitor on /metrics. Default off.")
+    canary: Canary | None = Field(
+        default=None,
+        description="A new version beside this one with `canary.weight`% of the route's traffic. Needs "
+        "`route`. Default none.",
+    )
     extra_args: list[str] = Field(
         default_factory=list,
         description="More vLLM flags, each `--flag` or `--flag=value`; guarded flags (model, port, API key, "
@@ -543,6 +564,8 @@ class ModelServingArgs(_Args):
     def _cross_checks(self) -> ModelServingArgs:
         if self.autoscaling is not None and "replicas" in self.model_fields_set:
             raise ValueError("replicas conflicts with autoscaling: set autoscaling.min_replicas instead")
+        if self.canary is not None and self.route is None:
+            raise ValueError("canary: needs route (the split is the HTTPRoute's backend weights)")
         cpu_request, cpu_limit, memory_request, memory_limit = container_resources(self)
         if _quantity(cpu_request, "cpu_request") > _quantity(cpu_limit, "cpu_limit"):
             raise ValueError(f"resources: cpu_request {cpu_request} is above cpu_limit {cpu_limit}")

@@ -120,6 +120,18 @@ class LimitRangeDefaults(BaseModel):
     )
 
 
+class MetricsScrape(BaseModel):
+    """Prometheus in `from_namespaces` may scrape pods of owned `namespaces` on `port` (their /metrics)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespaces: list[str] = Field(min_length=1, description="Owned namespaces whose pods are scraped.")
+    from_namespaces: list[str] = Field(
+        min_length=1, description="Namespaces the scraping Prometheus runs in."
+    )
+    port: int = Field(ge=1, le=65535, description="The metrics port (Fluent Bit's HTTP server: 2020).")
+
+
 class NetworkIsolationArgs(BaseModel):
     """Arguments of `NetworkIsolation`: which namespaces sovstack owns and what may cross their borders."""
 
@@ -176,6 +188,10 @@ class NetworkIsolationArgs(BaseModel):
         "stay `restricted`). Reserved for the audit log collector, which must read host logs; never the "
         "serving namespace.",
     )
+    metrics_scrape: MetricsScrape | None = Field(
+        default=None,
+        description="Let Prometheus scrape metrics in owned namespaces (the audit shippers); default none.",
+    )
     limits: LimitRangeDefaults = Field(
         default_factory=LimitRangeDefaults, description="Container defaults for every owned namespace."
     )
@@ -219,6 +235,10 @@ class NetworkIsolationArgs(BaseModel):
                 )
         if self.cilium_fqdn_policies and self.cni != "cilium":
             raise ValueError("cilium_fqdn_policies: needs cni 'cilium'")
+        if self.metrics_scrape is not None:
+            for j, ns in enumerate(self.metrics_scrape.namespaces):
+                if ns not in owned:
+                    raise ValueError(f"metrics_scrape.namespaces[{j}]: {ns!r} is not in namespaces")
         api = self.allow_kubernetes_api
         if api is not None:
             for j, cidr in enumerate(api.cidrs):
@@ -319,6 +339,28 @@ def build_policies(args: NetworkIsolationArgs, namespace: str) -> list[Manifest]
                     "podSelector": {},
                     "policyTypes": ["Ingress"],
                     "ingress": [{"from": peers, "ports": _tcp([args.serving_port])}],
+                },
+            )
+        )
+    scrape = args.metrics_scrape
+    if scrape is not None and namespace in scrape.namespaces:
+        policies.append(
+            _policy(
+                args,
+                "allow-metrics-scrape",
+                namespace,
+                {
+                    "podSelector": {},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [
+                        {
+                            "from": [
+                                {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ns}}}
+                                for ns in scrape.from_namespaces
+                            ],
+                            "ports": _tcp([scrape.port]),
+                        }
+                    ],
                 },
             )
         )

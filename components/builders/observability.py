@@ -165,6 +165,8 @@ class ObservabilityArgs(BaseModel):
         f"{AUDIT_METRICS_PATH}); the audit-shipping alerts need them. The shippers' namespaces must let "
         "the monitoring namespace in on port 2020. Default true.",
     )
+    alerts: bool = Field(default=True, description="Build the PrometheusRules. Default true.")
+    dashboards: bool = Field(default=True, description="Build the dashboard ConfigMaps. Default true.")
     runbook_base_url: str = Field(
         default="docs/operations.md",
         description="Where the runbooks live; each alert's `runbook_url` is `<this>#<section>`. Point it at "
@@ -186,6 +188,8 @@ def validate_observability_args(args: ObservabilityArgs) -> None:
         raise ValueError("audit_logs_namespace: must differ from audit_namespace (as in AuditSinkArgs)")
     if not args.groups:
         raise ValueError("groups: name at least one of " + ", ".join(ALERT_GROUPS))
+    if not (args.alerts or args.dashboards):
+        raise ValueError("alerts, dashboards: build at least one of them")
     if len(set(args.groups)) != len(args.groups):
         raise ValueError(f"groups: {list(args.groups)} names a group twice")
     known = alert_catalog().thresholds()
@@ -467,11 +471,12 @@ def build_dashboard_config_maps(args: ObservabilityArgs) -> list[Manifest]:
 
 
 def build_observability(args: ObservabilityArgs) -> list[Manifest]:
-    """PrometheusRules, the PodMonitor (with audit-shipping and scrape_audit_shippers), dashboards."""
-    objects = build_alert_rules(args)
+    """PrometheusRules (with alerts), the PodMonitor (with audit-shipping and scrape_audit_shippers),
+    dashboards (with dashboards)."""
+    objects = build_alert_rules(args) if args.alerts else []
     if "audit-shipping" in args.groups and args.scrape_audit_shippers:
         objects.append(build_audit_pod_monitor(args))
-    return [*objects, *build_dashboard_config_maps(args)]
+    return [*objects, *(build_dashboard_config_maps(args) if args.dashboards else [])]
 
 
 def every_expression(objects: list[Manifest]) -> dict[str, str]:

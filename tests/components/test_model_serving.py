@@ -798,3 +798,75 @@ def test_the_route_names_the_model_and_its_weights_for_the_records() -> None:
 def test_pinned_manifests_validate_strictly() -> None:
     objects = build_model_serving(make(route=ROUTE, weights={**S3, "manifest_sha256": PIN}))
     assert assert_all_valid(objects, "1.31") == {"HTTPRoute"}
+
+
+# ------------------------------------------------------------------------------------------- canary
+NEW_IMAGE = f"registry.example.eu/mirror/vllm-openai:v0.15.0@sha256:{'c' * 64}"
+CANARY = {"image": NEW_IMAGE, "weights": PVC, "weight": 10}
+
+
+def test_a_canary_adds_one_deployment_and_service_after_the_stable_objects() -> None:
+    stable = build_model_serving(make(route=ROUTE))
+    rolling = build_model_serving(make(route=ROUTE, canary=CANARY))
+    names = [(o["kind"], o["metadata"]["name"]) for o in rolling]
+    assert names == [
+        *[(o["kind"], o["metadata"]["name"]) for o in stable],
+        ("Deployment", "gov-fr-mistral-7b-canary"),
+        ("Service", "gov-fr-mistral-7b-canary"),
+    ]
+    # Everything the stable version had is unchanged but the route's backends.
+    assert [o for o in rolling[: len(stable)] if o["kind"] != "HTTPRoute"] == [
+        o for o in stable if o["kind"] != "HTTPRoute"
+    ]
+    assert_all_valid(rolling)
+
+
+def test_the_route_splits_by_weight_and_the_canary_runs_the_new_version() -> None:
+    objects = build_model_serving(make(route=ROUTE, canary=CANARY))
+    route = next(o for o in objects if o["kind"] == "HTTPRoute")
+    assert route["spec"]["rules"][0]["backendRefs"] == [
+        {"kind": "Service", "name": "gov-fr-mistral-7b", "port": 8000, "weight": 90},
+        {"kind": "Service", "name": "gov-fr-mistral-7b-canary", "port": 8000, "weight": 10},
+    ]
+    canary = objects[-2]
+    assert canary["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "gov-fr-mistral-7b-canary",
+        "app.kubernetes.io/component": "model-serving",
+    }
+    pod = canary["spec"]["template"]["spec"]
+    vllm = next(c for c in pod["containers"] if c["name"] == "vllm")
+    assert vllm["image"] == NEW_IMAGE
+    # Clients keep asking for the same model name, whichever version answers.
+    assert vllm["args"][vllm["args"].index("--served-model-name") + 1] == "mistralai/Mistral-7B-Instruct-v0.3"
+    assert [
+        v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+    ] == ["mistral-weights"]
+    # The stable Service never selects the canary's pods.
+    stable_service = next(o for o in objects if o["kind"] == "Service")
+    assert stable_service["spec"]["selector"]["app.kubernetes.io/name"] == "gov-fr-mistral-7b"
+
+
+def test_a_canary_needs_a_route() -> None:
+    assert "canary: needs route" in error_of(canary=CANARY)
+
+
+@pytest.mark.parametrize("weight", [-1, 101])
+def test_a_canary_weight_is_a_percentage(weight: int) -> None:
+    with pytest.raises(ValidationError, match=r"canary\.weight"):
+        make(route=ROUTE, canary={**CANARY, "weight": weight})
+
+
+@pulumi.runtime.test
+def test_component_with_a_canary_keeps_the_stable_deployment_as_its_own(
+    mocks: Recorder,
+) -> pulumi.Output[None]:
+    # S3 weights on the canary: their `source` default must survive the shell's re-validation.
+    component = ModelServing("m", make(route=ROUTE, canary={**CANARY, "weights": S3}), provider=None)
+
+    def check(names: list[str]) -> None:
+        assert names[-2:] == ["m/gov-fr/gov-fr-mistral-7b-canary", "m/gov-fr/gov-fr-mistral-7b-canary"]
+        assert component.deployment is component.objects[0] and component.service is component.objects[1]
+
+    return pulumi.Output.all(*[r.urn for r in component.objects]).apply(
+        lambda urns: check([u.rsplit("::", 1)[-1] for u in urns])
+    )

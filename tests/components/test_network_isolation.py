@@ -287,3 +287,38 @@ def test_shell_namespace_attribute_maps_names_to_namespace_resources(mocks: Reco
         assert all("kubernetes:core/v1:Namespace" in urn for urn in urns)
 
     return pulumi.Output.all(*[ns.urn for ns in component.namespaces.values()]).apply(check)
+
+
+def test_metrics_scrape_lets_only_the_monitoring_namespace_in_on_the_metrics_port() -> None:
+    scrape = {"namespaces": [AUDIT, LOGS], "from_namespaces": ["monitoring"], "port": 2020}
+    objs = build_network_isolation(make_args(metrics_scrape=scrape))
+    for namespace in (AUDIT, LOGS):
+        policy = find(objs, "NetworkPolicy", namespace, "allow-metrics-scrape")
+        assert policy["spec"] == {
+            "podSelector": {},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+                    ],
+                    "ports": [{"protocol": "TCP", "port": 2020}],
+                }
+            ],
+        }
+    assert not [
+        o
+        for o in objs
+        if o["metadata"]["name"] == "allow-metrics-scrape" and o["metadata"]["namespace"] == SERVING
+    ]
+    assert not [
+        o for o in build_network_isolation(make_args()) if o["metadata"]["name"] == "allow-metrics-scrape"
+    ]
+
+
+def test_metrics_scrape_only_in_owned_namespaces() -> None:
+    scrape = {"namespaces": ["kube-system"], "from_namespaces": ["monitoring"], "port": 2020}
+    with pytest.raises(
+        ValueError, match=r"metrics_scrape.namespaces\[0\]: 'kube-system' is not in namespaces"
+    ):
+        make_args(metrics_scrape=scrape)

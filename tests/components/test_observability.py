@@ -676,3 +676,20 @@ def test_bad_args_register_nothing(mocks: Recorder) -> None:
     with pytest.raises(ValueError, match="serving_namespace: 'Bad_Namespace' is not a DNS-1123 label"):
         pulumi.runtime.test(lambda: Observability("acme-observability", bad, provider=None))()
     assert mocks.resources == []
+
+
+@pytest.mark.parametrize(
+    ("alerts", "dashboards", "kinds"),
+    [
+        (True, False, ["PrometheusRule", "PrometheusRule", "PrometheusRule", "PodMonitor"]),
+        (False, True, ["PodMonitor", "ConfigMap", "ConfigMap", "ConfigMap"]),
+    ],
+)
+def test_alerts_and_dashboards_can_be_left_out(alerts: bool, dashboards: bool, kinds: list[str]) -> None:
+    args = ARGS.model_copy(update={"alerts": alerts, "dashboards": dashboards})
+    assert [o["kind"] for o in build_observability(args)] == kinds
+
+
+def test_neither_alerts_nor_dashboards_is_refused() -> None:
+    with pytest.raises(ValueError, match="alerts, dashboards: build at least one of them"):
+        ObservabilityArgs(**{**ARGS.model_dump(), "alerts": False, "dashboards": False})

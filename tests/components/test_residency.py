@@ -94,6 +94,8 @@ def only(findings: list[Finding], rule: str) -> Finding:
 # --- every rule, passing and failing: (id, findings, rule, passed, reason) -------------------------------
 
 Case = tuple[str, Callable[[], list[Finding]], str, bool, str]
+MNPL = "Mistral Non-Production License (MNPL-0.1)"
+
 CASES: list[Case] = [
     (
         "region-known",
@@ -522,6 +524,38 @@ CASES: list[Case] = [
         "audit.retention",
         False,
         "audit logs kept 364 days; policy minimum is 365 days",
+    ),
+    (
+        "licence-allows-use",
+        lambda: [EU.licence("p", "mistral-7b-instruct-v0-3", "Apache-2.0", "production", None)],
+        "model.licence",
+        True,
+        "mistral-7b-instruct-v0-3: Apache-2.0 allows production use",
+    ),
+    (
+        "licence-granted",
+        lambda: [EU.licence("p", "codestral-22b-v0-1", MNPL, "production", "MAI-2026-7")],
+        "model.licence",
+        True,
+        f"codestral-22b-v0-1: {MNPL} does not allow production use; the stack declares the grant 'MAI-2026-7'",
+    ),
+    (
+        "licence-refuses-use",
+        lambda: [EU.licence("p", "codestral-22b-v0-1", MNPL, "production", None)],
+        "model.licence",
+        False,
+        f"codestral-22b-v0-1 is under the {MNPL} (https://mistral.ai/licenses/MNPL-0.1.md), which allows "
+        "evaluation, research, not production use: declare your commercial licence in licensing.grants or "
+        "serve another model",
+    ),
+    (
+        "licence-unknown",
+        lambda: [EU.licence("p", "own-model", "Some Custom Licence", "research", None)],
+        "model.licence",
+        False,
+        "own-model is under the Some Custom Licence (not in data/licences.yaml), which allows nothing "
+        "sovstack knows of, not research use: declare your commercial licence in licensing.grants or serve "
+        "another model",
     ),
 ]
 

@@ -54,6 +54,9 @@ def control_planes(
             planes[name] = started
             # The cluster's CNI brings its own CRDs (sovstack installs no CNI): Cilium's, as on Kapsule.
             started.apply_crds(crd_documents("cilium"))
+            # The cluster's monitoring stack brings its namespace (sovstack's alert rules, PodMonitor and
+            # dashboards go there when a spec asks for observability; sovstack never creates it).
+            started.kubectl("create", "namespace", "monitoring")
         return planes[name]
 
     try:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -877,3 +878,169 @@ def test_yaml_merge_keys_are_accepted_and_duplicates_still_refused(tmp_path: Pat
     result = validate(path)
     assert result.exit_code == 2
     assert "found duplicate key 'name'" in result.stderr
+
+
+# --- licences (rule model.licence) -------------------------------------------------------------------
+
+MRL_REFUSAL = (
+    "sovstack:customer.models[1]: [FAIL] model.licence: ministral-8b-instruct-2410 is under the Mistral "
+    "Research License (https://mistral.ai/licenses/MRL-0.1.md), which allows research, not production use: "
+    "declare your commercial licence in licensing.grants or serve another model"
+)
+
+
+def without_licensing(customer: Customer) -> None:
+    """industrial-eu as it was before licences were checked: no use, no grant."""
+    del customer["licensing"]
+
+
+def test_industrial_eu_without_its_grant_is_refused_naming_the_model_and_licence(
+    write_stack: StackWriter,
+) -> None:
+    path = write_stack("industrial-eu", without_licensing)
+    result = validate(path)
+    assert result.exit_code == 1
+    assert refusals(result.stderr) == [f"{path}: {MRL_REFUSAL}", f"{path}: 1 residency rule(s) broken"]
+
+
+def test_industrial_eu_with_its_declared_grant_validates(write_stack: StackWriter) -> None:
+    def grant_only(customer: Customer) -> None:
+        customer["licensing"] = {"grants": [{"model": "ministral-8b-instruct-2410", "reference": "MAI-7"}]}
+
+    result = validate(write_stack("industrial-eu", grant_only), "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "sovstack:customer.models[1]: [ok] model.licence: ministral-8b-instruct-2410: Mistral Research License "
+        "does not allow production use; the stack declares the grant 'MAI-7'" in result.stdout
+    )
+
+
+def test_an_apache_model_needs_no_grant(write_stack: StackWriter) -> None:
+    def apache_only(customer: Customer) -> None:
+        del customer["licensing"]  # production, the default, and no grant at all
+        customer["models"][1]["model"] = "mistral-7b-instruct-v0-3"
+
+    result = validate(write_stack("industrial-eu", apache_only), "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "sovstack:customer.models[1]: [ok] model.licence: mistral-7b-instruct-v0-3: Apache-2.0 allows "
+        "production use" in result.stdout
+    )
+
+
+def test_codestral_in_production_is_refused_but_evaluation_is_allowed(write_stack: StackWriter) -> None:
+    def codestral(use: str) -> Callable[[Customer], None]:
+        def change(customer: Customer) -> None:
+            customer["models"][1]["model"] = "codestral-22b-v0-1"
+            customer["licensing"] = {"use": use}
+
+        return change
+
+    refused = validate(write_stack("industrial-eu", codestral("production")))
+    assert refused.exit_code == 1
+    assert "models[1]: [FAIL] model.licence: codestral-22b-v0-1 is under the Mistral Non-Production " in (
+        refused.stderr
+    )
+    assert validate(write_stack("industrial-eu", codestral("evaluation"))).exit_code == 0
+
+
+def test_research_use_of_a_research_licence_needs_no_grant(write_stack: StackWriter) -> None:
+    result = validate(write_stack("research-se"), "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert "model.licence: mistral-large-instruct-2411: Mistral Research License allows research use" in (
+        result.stdout
+    )
+
+
+def test_a_grant_for_a_model_not_served_is_invalid(write_stack: StackWriter) -> None:
+    def typo(customer: Customer) -> None:
+        customer["licensing"]["grants"][0]["model"] = "ministral-8b-instruct"
+
+    path = write_stack("industrial-eu", typo)
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr)[0] == (
+        f"{path}: sovstack:customer.licensing.grants[0].model: 'ministral-8b-instruct' is not served by this "
+        "stack (models: ministral-8b-instruct-2410, mistral-small-3-1-24b-instruct-2503)"
+    )
+
+
+def test_a_rollouts_new_model_is_licence_checked(write_stack: StackWriter) -> None:
+    def roll_out_codestral(customer: Customer) -> None:
+        customer["platform"]["imageRegistry"] = "rg.fr-par.scw.cloud/sovstack-mirror"
+        customer["models"][0]["route"] = {
+            "hostname": "llm.industrial.example.eu",
+            "gatewayName": "public",
+            "gatewayNamespace": "gateway",
+        }
+        customer["models"][0]["rollout"] = {
+            "model": "codestral-22b-v0-1",
+            "weights": {"pvc": {"claimName": "codestral-weights"}},
+            "weight": 10,
+        }
+
+    path = write_stack("industrial-eu", roll_out_codestral)
+    result = validate(path)
+    assert result.exit_code == 1
+    assert lines(result.stderr)[0].startswith(
+        f"{path}: sovstack:customer.models[0].rollout: [FAIL] model.licence: codestral-22b-v0-1 is under the "
+        "Mistral Non-Production License (MNPL-0.1) (https://mistral.ai/licenses/MNPL-0.1.md)"
+    )
+
+
+def test_the_report_lists_every_model_with_its_licence_use_and_grant(write_stack: StackWriter) -> None:
+    result = invoke("report", str(write_stack("industrial-eu")), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["models"] == [
+        {
+            "name": "mistral-small",
+            "path": "models[0]",
+            "version": "stable",
+            "model": "mistral-small-3-1-24b-instruct-2503",
+            "licence": "Apache-2.0",
+            "licenceSource": "https://www.apache.org/licenses/LICENSE-2.0",
+            "use": "production",
+            "grant": None,
+        },
+        {
+            "name": "ministral-8b",
+            "path": "models[1]",
+            "version": "stable",
+            "model": "ministral-8b-instruct-2410",
+            "licence": "Mistral Research License",
+            "licenceSource": "https://mistral.ai/licenses/MRL-0.1.md",
+            "use": "production",
+            "grant": "Mistral AI commercial licence MAI-2026-IND-014",
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rollout", "route", "message"),
+    [
+        ({"weight": 10}, False, "rollout: needs route: the traffic split is the HTTPRoute's backend weights"),
+        (
+            {"model": "mistral-nemo-instruct-2407", "weight": 10},
+            True,
+            "rollout.weights: required when rollout.model names another model",
+        ),
+    ],
+)
+def test_a_rollout_without_what_it_needs_is_invalid(
+    write_stack: StackWriter, rollout: dict[str, Any], route: bool, message: str
+) -> None:
+    def change(customer: Customer) -> None:
+        if route:
+            customer["models"][0]["route"] = {
+                "hostname": "a.example.eu",
+                "gatewayName": "g",
+                "gatewayNamespace": "gw",
+            }
+        else:
+            customer["models"][0].pop("route", None)
+        customer["models"][0]["rollout"] = rollout
+
+    path = write_stack("gov-fr", change)
+    result = validate(path)
+    assert result.exit_code == 2
+    assert lines(result.stderr)[0] == f"{path}: sovstack:customer.models[0]: {message}"

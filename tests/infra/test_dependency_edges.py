@@ -24,7 +24,8 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 
 def everything_on(customer: dict[str, Any]) -> None:
     """gov-fr with every platform piece in use: autoscaling (KEDA), a route (Envoy Gateway and the
-    Gateway API), a ServiceMonitor (the Prometheus Operator CRDs), External Secrets already."""
+    Gateway API), a ServiceMonitor (the Prometheus Operator CRDs), External Secrets already, a rollout
+    and observability."""
     model = customer["models"][0]
     model["autoscaling"] = {"minReplicas": 1, "maxReplicas": 2}
     model["route"] = {
@@ -33,6 +34,9 @@ def everything_on(customer: dict[str, Any]) -> None:
         "gatewayNamespace": "gov-fr-gateway",
     }
     model["serviceMonitor"] = True
+    # A rollout's canary is a GPU workload too; observability's rules and monitors are custom resources.
+    model["rollout"] = {"weight": 10}
+    customer["observability"] = {"gpu": True}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +91,20 @@ def test_every_custom_resource_waits_for_the_release_of_its_crd(plans: dict[str,
         "gateway.envoyproxy.io/BackendTrafficPolicy",
         "gateway.envoyproxy.io/HTTPRouteFilter",
         "monitoring.coreos.com/ServiceMonitor",
+        "monitoring.coreos.com/PrometheusRule",
+        "monitoring.coreos.com/PodMonitor",
     } <= checked
+
+
+def test_the_canary_waits_for_the_gpu_operator(plans: dict[str, PlanResult]) -> None:
+    plan = plans["gov-fr+everything"]
+    (operator,) = [r.urn for r in plan.resources if r.type == RELEASE and r.name.endswith("-gpu-operator")]
+    (canary,) = [
+        r
+        for r in plan.resources
+        if r.type == "kubernetes:apps/v1:Deployment" and r.name.endswith("/gov-fr-mistral-7b-canary")
+    ]
+    assert operator in canary.depends_on
 
 
 def test_the_everything_on_variant_installs_every_platform_chart(plans: dict[str, PlanResult]) -> None:

@@ -149,10 +149,17 @@ def test_set_values_override_model_and_pool(stacks: Path) -> None:
         "gpusPerNode=1",
         "--set",
         "kubernetesVersion=1.35",
+        # Ministral 8B's Mistral Research License does not allow production use on its own.
+        "--set",
+        "licenceGrant=MAI-2026-001",
     )
 
     assert result.exit_code == 0, result.stderr
     spec = customer(stacks / "Pulumi.acme.yaml")
+    assert spec["licensing"] == {
+        "use": "production",
+        "grants": [{"model": "ministral-8b-instruct-2410", "reference": "MAI-2026-001"}],
+    }
     pool = spec["cluster"]["gpuPools"][0]
     assert (pool["nodeType"], pool["gpusPerNode"], pool["maxNodes"]) == ("H100-1-80G", 1, 3)
     assert spec["cluster"]["kubernetesVersion"] == "1.35"
@@ -162,6 +169,17 @@ def test_set_values_override_model_and_pool(stacks: Path) -> None:
     )
     assert spec["models"][0]["weights"]["s3"]["url"] == "s3://acme-weights/ministral-8b/"
     assert validate_stack("acme").exit_code == 0
+
+
+def test_a_model_whose_licence_does_not_allow_the_use_is_not_written(stacks: Path) -> None:
+    result = new(
+        "acme", "--template", "eu", "--set", "model=ministral-8b-instruct-2410", "--set", "modelName=m8"
+    )
+    assert result.exit_code == 1
+    assert "models[0]: [FAIL] model.licence: ministral-8b-instruct-2410 is under the Mistral Research " in (
+        result.stderr
+    )
+    assert not (stacks / "Pulumi.acme.yaml").exists()
 
 
 def test_talos_machines_follow_the_pool(stacks: Path) -> None:

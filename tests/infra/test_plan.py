@@ -334,3 +334,25 @@ def test_the_plan_shows_autoscaled_pools_leave_their_size_to_the_autoscaler(
     assert pools and all(r["ignoreChanges"] == ["desiredNodes"] for r in pools)
     (cluster,) = [r for r in json_plans["gov-fr"]["resources"] if r["type"] == "ovh:CloudProject/kube:Kube"]
     assert cluster["ignoreChanges"] == []  # a version bump is an update the cluster applies
+
+
+def test_plan_shows_a_rollouts_traffic_split(tmp_path: Path) -> None:
+    customer = example_customer("industrial-eu")
+    customer["platform"]["imageRegistry"] = "rg.fr-par.scw.cloud/sovstack-mirror"
+    customer["models"][0]["route"] = {
+        "hostname": "llm.industrial.example.eu",
+        "gatewayName": "public",
+        "gatewayNamespace": "gateway",
+    }
+    customer["models"][0]["rollout"] = {"weight": 25, "replicas": 1}
+    path = tmp_path / "Pulumi.industrial-eu.yaml"
+    path.write_text(yaml.safe_dump({"config": {CUSTOMER_KEY: customer}}, sort_keys=False), encoding="utf-8")
+    result = CliRunner().invoke(app, ["plan", str(path)])
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout.splitlines()
+    start = out.index("Traffic splits (HTTPRoute weighted backends):")
+    assert out[start + 1] == (
+        "    industrial-eu-serving/industrial-eu-mistral-small: industrial-eu-mistral-small 75%, "
+        "industrial-eu-mistral-small-canary 25%"
+    )
+    assert out[start + 2] == ""  # the split is the only weighted route

@@ -186,6 +186,8 @@ def comparison(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, Result
     changed = copy.deepcopy(base)
     changed["cluster"]["gpuPools"][0]["maxNodes"] = 5
     model = copy.deepcopy(changed["models"][1])
+    # Codestral's MNPL would need a grant for industrial-eu's production use (model.licence)
+    changed["licensing"]["grants"].append({"model": "codestral-22b-v0-1", "reference": "MAI-2026-IND-015"})
     model.update(name="codestral", model="codestral-22b-v0-1")
     model["weights"]["s3"]["url"] = "s3://industrial-eu-weights/codestral/"
     changed["models"].append(model)

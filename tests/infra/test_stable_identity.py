@@ -348,3 +348,106 @@ def test_research_se_has_both_kinds_of_weights() -> None:
     """The weights test above covers both cases through research-se (one S3 model, one PVC model)."""
     spec = load_stack("research-se").spec
     assert sorted("pvc" if m.weights.pvc else "s3" for m in spec.models) == ["pvc", "s3"]
+
+
+# ------------------------------------------------------------------------------------------ rollouts
+NEW_IMAGE = "rg.fr-par.scw.cloud/sovstack-mirror/vllm-openai:v0.15.0@sha256:" + "a" * 64
+NEW_WEIGHTS = {
+    "s3": {
+        "url": "s3://industrial-eu-weights/mistral-small-3.1-r2/",
+        "endpoint": "https://s3.fr-par.scw.cloud",
+        "credentialsSecret": "weights-s3",
+    }
+}
+
+
+def routed_industrial(c: Customer) -> None:
+    """industrial-eu with mistral-small behind a Gateway route (a rollout splits the route)."""
+    c["platform"]["imageRegistry"] = "rg.fr-par.scw.cloud/sovstack-mirror"
+    c["models"][0]["route"] = {
+        "hostname": "llm.industrial.example.eu",
+        "gatewayName": "public",
+        "gatewayNamespace": "gateway",
+    }
+
+
+def rollout_industrial(c: Customer) -> None:
+    routed_industrial(c)
+    c["models"][0]["rollout"] = {"image": NEW_IMAGE, "weights": NEW_WEIGHTS, "weight": 10}
+
+
+def promoted_industrial(c: Customer) -> None:
+    routed_industrial(c)
+    c["models"][0]["image"] = NEW_IMAGE
+    c["models"][0]["weights"] = NEW_WEIGHTS
+
+
+def _plan_changed(
+    tmp_path_factory: pytest.TempPathFactory, key: str, change: Callable[[Customer], None]
+) -> Planned:
+    customer = example_customer("industrial-eu")
+    change(customer)
+    path = tmp_path_factory.mktemp(key) / "Pulumi.industrial-eu.yaml"
+    path.write_text(yaml.safe_dump({"config": {CUSTOMER_KEY: customer}}, sort_keys=False), encoding="utf-8")
+    return plan_of(path)
+
+
+@pytest.fixture(scope="module")
+def rollout_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Planned]:
+    changes = {"routed": routed_industrial, "rollout": rollout_industrial, "promoted": promoted_industrial}
+    return {key: _plan_changed(tmp_path_factory, key, change) for key, change in changes.items()}
+
+
+def _inputs_by_urn(planned: Planned) -> dict[str, Any]:
+    return {r.urn: r.inputs for r in planned.plan.resources}
+
+
+SERVING = "industrial-eu-mistral-small/industrial-eu-serving/industrial-eu-mistral-small"
+
+
+def test_adding_a_rollout_only_adds_the_canary_and_changes_the_route_weights(
+    rollout_plans: dict[str, Planned],
+) -> None:
+    before, after = rollout_plans["routed"], rollout_plans["rollout"]
+    assert before.urns <= after.urns, sorted(before.urns - after.urns)
+    added = after.urns - before.urns
+    assert added == {
+        after.one("kubernetes:apps/v1:Deployment", f"{SERVING}-canary").urn,
+        after.one("kubernetes:core/v1:Service", f"{SERVING}-canary").urn,
+    }
+    old, new = _inputs_by_urn(before), _inputs_by_urn(after)
+    changed = {urn for urn in before.urns if old[urn] != new[urn]}
+    route = after.one("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", SERVING)
+    quota = after.one(
+        "kubernetes:core/v1:ResourceQuota", "industrial-eu-network/industrial-eu-serving/sovstack-quota"
+    )
+    # The route's weights, and the GPU quota (in place) that must make room for the canary's GPUs.
+    assert changed == {route.urn, quota.urn}
+    assert route.inputs["spec"]["rules"][0]["backendRefs"] == [
+        {"kind": "Service", "name": "industrial-eu-mistral-small", "port": 8000, "weight": 90},
+        {"kind": "Service", "name": "industrial-eu-mistral-small-canary", "port": 8000, "weight": 10},
+    ]
+    canary = after.one("kubernetes:apps/v1:Deployment", f"{SERVING}-canary").inputs
+    containers = {c["name"]: c for c in canary["spec"]["template"]["spec"]["containers"]}
+    assert containers["vllm"]["image"] == NEW_IMAGE
+    # The stable Deployment is untouched, name and inputs.
+    stable = after.one("kubernetes:apps/v1:Deployment", SERVING)
+    assert new[stable.urn] == old[stable.urn]
+
+
+def test_promoting_updates_the_stable_deployment_in_place_and_removes_the_canary(
+    rollout_plans: dict[str, Planned],
+) -> None:
+    before, rolling, after = rollout_plans["routed"], rollout_plans["rollout"], rollout_plans["promoted"]
+    assert after.urns == before.urns  # same names as before the rollout: the canary is gone
+    assert rolling.urns - after.urns == {
+        rolling.one("kubernetes:apps/v1:Deployment", f"{SERVING}-canary").urn,
+        rolling.one("kubernetes:core/v1:Service", f"{SERVING}-canary").urn,
+    }
+    stable = after.one("kubernetes:apps/v1:Deployment", SERVING)
+    containers = {c["name"]: c for c in stable.inputs["spec"]["template"]["spec"]["containers"]}
+    assert containers["vllm"]["image"] == NEW_IMAGE
+    route = after.one("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", SERVING)
+    assert route.inputs["spec"]["rules"][0]["backendRefs"] == [
+        {"kind": "Service", "name": "industrial-eu-mistral-small", "port": 8000}
+    ]
