@@ -27,6 +27,7 @@ WAVE_NAMESPACES, WAVE_CHARTS, WAVE_MANIFESTS = 0, 1, 2
 #: A failed sync is retried, waiting 10s, 20s, 40s... up to 5 minutes between attempts.
 ARGOCD_RETRY = {"limit": 10, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}}
 PKO_NAMESPACE_PREFIX = "pulumi-"
+PKO_STACK_NAME_MAX = 42  # the Stack CRD's validation rule: size(self.metadata.name) <= 42
 PKO_CONTAINER = "pulumi"  # the workspace pod's container that runs the program
 RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,

@@ -27,6 +27,7 @@ from sovstack.components.residency import Finding
 from sovstack.infra.compose import Composition
 from sovstack.infra.gitops import (
     FLAVORS,
+    PKO_STACK_NAME_MAX,
     GitOpsError,
     GitSource,
     argocd_children,
@@ -145,6 +146,14 @@ def render_files(
         files[path] = dump_yaml(obj)
     files["namespaces/kustomization.yaml"] = _kustomization(files, "namespaces")
     files["manifests/kustomization.yaml"] = _kustomization(files, "manifests")
+    if git.flavor == "pko" and len(loaded.spec.name) > PKO_STACK_NAME_MAX:
+        raise RenderError(
+            [
+                f"{loaded.path}: sovstack:customer.name: {loaded.spec.name!r} is longer than "
+                f"{PKO_STACK_NAME_MAX} characters, the Pulumi Kubernetes Operator's limit for a Stack's name"
+            ],
+            2,
+        )
     files |= engine_files(composition, git)
     report = build_report(loaded, composition, findings)
     files["residency-report.json"] = render_report(report, "json")

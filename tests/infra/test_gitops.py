@@ -21,7 +21,7 @@ from sovstack.infra.gitops import (
     locate_repository,
 )
 from sovstack.infra.pipeline import load_stack
-from sovstack.infra.render import render_files
+from sovstack.infra.render import RenderError, render_files
 
 REPO = Path(__file__).resolve().parents[2]
 URL = "https://git.example.eu/platform/gitops.git"
@@ -392,3 +392,21 @@ def test_an_unknown_flavor_is_refused(repository: Path) -> None:
     )
     assert result.exit_code == 2
     assert result.stderr == "--flavor: 'fleet' is not one of argocd, flux\n"
+
+
+def test_pko_refuses_a_name_its_stack_crd_would_refuse(tmp_path: Path) -> None:
+    long_name = "a" * 43
+    source = REPO / "stacks" / "Pulumi.industrial-eu.yaml"
+    stack = tmp_path / f"Pulumi.{long_name}.yaml"
+    stack.write_text(source.read_text().replace("name: industrial-eu", f"name: {long_name}", 1))
+    loaded = load_stack(stack)
+    assert loaded.spec.name == long_name
+    with pytest.raises(RenderError) as refused:
+        render_files(loaded, GitSource(URL, ".", flavor="pko"))
+    assert (refused.value.exit_code, refused.value.lines) == (
+        2,
+        [
+            f"{stack}: sovstack:customer.name: {long_name!r} is longer than 42 characters, the Pulumi "
+            "Kubernetes Operator's limit for a Stack's name"
+        ],
+    )
