@@ -26,6 +26,7 @@ INFRA_ORDER = (
     "pipeline",
     "validation",
     "report",
+    "gitops",
     "render",
     "newstack",
     "stack",

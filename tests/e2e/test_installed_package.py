@@ -107,7 +107,16 @@ def test_render_from_the_wheel_is_byte_identical_to_render_from_the_checkout(
     installed: Installed, tmp_path: Path
 ) -> None:
     """Templates, data files and the catalog all travel in the wheel: the output cannot tell them apart."""
-    from_wheel = installed.run("render", "stacks/Pulumi.gov-fr.yaml", "--out", str(tmp_path / "wheel"))
+    # Each render at the root of its own repository, so both name the same paths.
+    offline = ["--repo-url", "https://git.example.eu/platform/gitops.git", "--repo-root"]
+    from_wheel = installed.run(
+        "render",
+        "stacks/Pulumi.gov-fr.yaml",
+        "--out",
+        str(tmp_path / "wheel"),
+        *offline,
+        str(tmp_path / "wheel"),
+    )
     assert from_wheel.returncode == 0, from_wheel.stderr
     from_checkout = subprocess.run(
         [
@@ -115,6 +124,8 @@ def test_render_from_the_wheel_is_byte_identical_to_render_from_the_checkout(
             "render",
             "gov-fr",
             "--out",
+            str(tmp_path / "checkout"),
+            *offline,
             str(tmp_path / "checkout"),
         ],
         cwd=ROOT,
