@@ -53,6 +53,7 @@ def gov_fr() -> Any:
 def test_paths_are_relative_to_the_repository_root_wherever_render_runs(
     repository: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("SOVSTACK_GITOPS_REPO", raising=False)
     git(repository, "remote", "add", "origin", "https://robot:s3cr3t@git.example.eu/platform/gitops.git")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
