@@ -46,7 +46,8 @@ e2e: e2e-tools
 
 demo: $(STAMP)
 	$(BIN)/sovstack validate industrial-eu
-	$(BIN)/sovstack render industrial-eu --out build/demo/industrial-eu --demo
+	$(BIN)/sovstack render industrial-eu --out build/demo/industrial-eu --demo --repo-root . \
+	  --repo-url https://git.example.invalid/platform/sovstack.git   # offline: no remote needed
 	@echo "Rendered manifests, Argo CD applications and the residency report are in build/demo/industrial-eu"
 
 lint: $(STAMP)

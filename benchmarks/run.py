@@ -73,6 +73,7 @@ print(json.dumps({"stacks": len(stacks), "resources": resources, "loop_seconds":
 _RENDER_INPROC = """
 import json, sys, time
 from pathlib import Path
+from sovstack.infra.gitops import GitSource
 from sovstack.infra.render import render_files
 from sovstack.infra.pipeline import load_stack
 from sovstack.infra.stackfile import list_stacks
@@ -80,8 +81,8 @@ objects = 0
 stacks = list_stacks(Path(sys.argv[1]))
 start = time.perf_counter()
 for path in stacks:
-    files = render_files(load_stack(path))
-    objects += sum(1 for p in files if p.startswith("manifests/")) - 1
+    files = render_files(load_stack(path), GitSource(repo_url="https://git.example.invalid/g.git", path="."))
+    objects += sum(1 for p in files if p.startswith(("manifests/", "namespaces/"))) - 2
 print(json.dumps({"stacks": len(stacks), "objects": objects, "loop_seconds": time.perf_counter() - start}))
 """
 
@@ -175,7 +176,8 @@ def bench_render(size: int, folder: Path, runs: int, results: Results) -> float:
     for _ in range(runs):
         loads.append(load())
         with tempfile.TemporaryDirectory(prefix="sovstack-bench-out-") as out:
-            result = measure([SOVSTACK, "render", "--all", "--out", out, "--demo"], stacks=folder)
+            offline = ["--repo-root", out, "--repo-url", "https://git.example.invalid/g.git", "--demo"]
+            result = measure([SOVSTACK, "render", "--all", "--out", out, *offline], stacks=folder)
         match = _RENDERED.search(result.stdout)
         if not match or match[1] != match[2] or int(match[2]) != size:
             raise RuntimeError(f"render --all of {size} stacks reported: {result.stdout.strip()}")

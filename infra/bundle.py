@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sovstack.infra.gitops import GitOpsError, clean_url, git_output
 from sovstack.infra.pipeline import LoadedStack
 from sovstack.infra.render import GitSource, render_files
-from sovstack.infra.report import build_report, provenance, render_report
+from sovstack.infra.report import UNKNOWN, build_report, provenance, render_report
 
 NAMESPACE = "sovstack-report"
 SUMS = "SHA256SUMS"
@@ -43,6 +44,17 @@ def sha256sums(files: dict[str, bytes]) -> str:
     )
 
 
+def bundle_git_source(loaded: LoadedStack) -> GitSource:
+    """The repository the bundle's engine objects name: the `origin` of the stack file's repository
+    (credentials dropped), else `unknown`; the render sits at `render/` of the bundle."""
+    origin = git_output(loaded.path.resolve().parent, "remote", "get-url", "origin")
+    try:
+        url = clean_url(origin, "origin") if origin else UNKNOWN
+    except GitOpsError:
+        url = UNKNOWN
+    return GitSource(repo_url=url, path="render")
+
+
 def bundle_files(loaded: LoadedStack, plan: dict[str, Any] | None) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Every file of the bundle but the checksums and signature, and the report data."""
     composition = loaded.composed()
@@ -53,7 +65,7 @@ def bundle_files(loaded: LoadedStack, plan: dict[str, Any] | None) -> tuple[dict
     }
     # As `sovstack render`: no manifests for a stack outside its policy or refused by the components.
     if report["verdict"]["passed"] and not report["composition"]["refused"]:
-        rendered = render_files(loaded, GitSource(path=loaded.name), findings, report=report)
+        rendered = render_files(loaded, bundle_git_source(loaded), findings, report=report)
         files.update({f"render/{name}": text.encode() for name, text in rendered.items()})
     if plan is not None:  # byte for byte what `sovstack plan --json` prints
         files["plan.json"] = (json.dumps(plan, indent=2, sort_keys=True) + "\n").encode()

@@ -472,9 +472,25 @@ def render(
     jobs: Annotated[int, typer.Option(help="Worker processes for --all (default: all cores).")] = 0,
     repo_url: Annotated[
         str | None,
-        typer.Option(help="Git repository Argo CD reads the manifests from ($SOVSTACK_GITOPS_REPO)."),
+        typer.Option(
+            envvar="SOVSTACK_GITOPS_REPO",
+            help="Git repository the engine reads OUT from (default: the `origin` remote of OUT's repository).",
+        ),
     ] = None,
-    revision: Annotated[str, typer.Option(help="Git revision Argo CD tracks.")] = "main",
+    repo_root: Annotated[
+        Path | None,
+        typer.Option(help="Root of that repository's checkout (default: the git work tree holding OUT)."),
+    ] = None,
+    revision: Annotated[str, typer.Option(help="Git branch (or 40-hex commit) the engine tracks.")] = "main",
+    flavor: Annotated[
+        str | None, typer.Option(help="argocd (default: an app of apps per customer) or flux.")
+    ] = None,
+    pko: Annotated[
+        bool,
+        typer.Option(
+            "--pko", help="Write Pulumi Kubernetes Operator Stacks (pko/) instead of Argo CD or Flux objects."
+        ),
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Render even a stack whose render on disk has the same inputs.")
     ] = False,
@@ -487,15 +503,22 @@ def render(
         ),
     ] = False,
 ) -> None:
-    """Write plain manifests, Argo CD applications and the residency report for GitOps."""
+    """Write plain manifests, the GitOps engine's objects and the residency report."""
     import sovstack.infra.render as render_mod
+    from sovstack.infra.stackfile import stacks_dir
 
     if all_stacks == (stack is not None):
         typer.echo("render: give either STACK or --all", err=True)
         raise typer.Exit(EXIT_INVALID)
-    git = render_mod.GitSource(repo_url=repo_url or render_mod.DEFAULT_REPO_URL, revision=revision)
+    if pko and flavor is not None:
+        typer.echo("render: --pko and --flavor choose the engine both; give one", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    chosen = "pko" if pko else (flavor or "argocd")
+    git = render_mod.locate_cli(out, repo_url, revision, repo_root, chosen, stacks_dir().resolve().parent)
+    if isinstance(git, int):
+        raise typer.Exit(git)
     if all_stacks:
-        raise typer.Exit(render_mod.render_all_cli(out, jobs=jobs or None, git=git, force=force, demo=demo))
+        raise typer.Exit(render_mod.render_all_cli(out, git, jobs=jobs or None, force=force, demo=demo))
     assert stack is not None
     raise typer.Exit(render_mod.render_one_cli(stack, out, git, force=force, demo=demo))
 

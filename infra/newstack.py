@@ -547,12 +547,18 @@ def create_stack(
     template = found
     folder = stacks_dir()
     target = folder / f"Pulumi.{name}.yaml"
+    stub: PulumiNewStub | None = None
     if target.exists():
-        raise NewStackError(
-            [f"{target}: already exists; nothing was changed (edit it, or choose another NAME)"]
-        )
+        stub = read_pulumi_new_stub(target)
+        if stub is None:
+            raise NewStackError(
+                [f"{target}: already exists; nothing was changed (edit it, or choose another NAME)"]
+            )
+        provider, region, values = stub.merged_options(provider, region, values)
     variables, chosen = resolve_variables(template, provider, region, values)
     text = render_template(template, name, variables, _command(name, template, chosen))
+    if stub is not None:
+        text += stub.kept_text()
     folder.mkdir(parents=True, exist_ok=True)
     # First line: the schema, so an editor's YAML plugin validates the file as it is typed.
     text = modeline(folder) + text
@@ -564,11 +570,81 @@ def create_stack(
             out.write(text)
         tmp.chmod(0o644)
         check_stack_file(tmp, target)
-        _publish(tmp, target)
+        if stub is None:
+            _publish(tmp, target)
+        else:
+            stub.replace_with(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return target
+
+
+# ------------------------------------------------------------------------------------ `pulumi new`
+#: The answers `pulumi new` asks for (Pulumi.yaml `template.config`), by template variable.
+PULUMI_NEW_ANSWERS = ("customerName", "displayName", "profile", "provider", "region", "model")
+#: What else `pulumi new` writes in a stack file: the secrets provider's keys, which must survive.
+PULUMI_KEPT_KEYS = ("secretsprovider", "encryptedkey", "encryptionsalt")
+
+
+@dataclass(frozen=True)
+class PulumiNewStub:
+    """A stack file `pulumi new` wrote from this project's template: its answers, no customer spec yet."""
+
+    raw: bytes
+    answers: dict[str, str]
+    kept: dict[str, str]
+
+    def merged_options(
+        self, provider: str | None, region: str | None, values: Sequence[str]
+    ) -> tuple[str | None, str | None, list[str]]:
+        """The answers fill in what the command line leaves unsaid; the command line wins."""
+        given = {item.partition("=")[0].strip() for item in values}
+        if provider is None and "provider" not in given:
+            provider = self.answers.get("provider")
+        if region is None and "region" not in given:
+            region = self.answers.get("region")
+        extra = [
+            f"{k}={self.answers[k]}" for k in ("displayName", "model") if k in self.answers and k not in given
+        ]
+        if "secretsprovider" in self.kept and "secretsProvider" not in given:
+            extra.append(f"secretsProvider={self.kept['secretsprovider']}")
+        return provider, region, [*extra, *values]
+
+    def kept_text(self) -> str:
+        kept = yaml.safe_dump(self.kept, sort_keys=False, default_flow_style=False) if self.kept else ""
+        return ("# Written by `pulumi new` (the stack's secrets provider); keep it.\n" + kept) if kept else ""
+
+    def replace_with(self, tmp: Path, target: Path) -> None:
+        """Replace the stub, unless someone changed it while it was being checked."""
+        try:
+            unchanged = target.read_bytes() == self.raw
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            raise NewStackError([f"{target}: changed while checking; nothing was changed"])
+        tmp.replace(target)
+
+
+def read_pulumi_new_stub(path: Path) -> PulumiNewStub | None:
+    """The stub when `path` holds only `pulumi new`'s answers (and secrets provider keys), else None."""
+    try:
+        raw = path.read_bytes()
+        document = yaml.safe_load(raw)
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(document, dict) or not set(document) <= {"config", *PULUMI_KEPT_KEYS}:
+        return None
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        return None
+    answers = {k.removeprefix("sovstack:"): v for k, v in config.items() if isinstance(k, str)}
+    if not answers or not set(answers) <= set(PULUMI_NEW_ANSWERS):
+        return None
+    if not all(isinstance(v, str | int | float) for v in answers.values()):
+        return None
+    kept = {k: str(document[k]) for k in PULUMI_KEPT_KEYS if k in document}
+    return PulumiNewStub(raw, {k: str(v) for k, v in answers.items()}, kept)
 
 
 def _publish(tmp: Path, target: Path) -> None:

@@ -1,4 +1,4 @@
-"""`sovstack render`: plain manifests, Argo CD applications and the residency report, for GitOps.
+"""`sovstack render`: plain manifests, the GitOps engine's objects and the residency report.
 
 From the same builders the Pulumi components use, without importing Pulumi. Output is
 deterministic (the same spec gives the same bytes on any machine), atomic (written to a
@@ -16,15 +16,26 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sovstack.components.kube import Manifest, standard_labels
+from sovstack.components.kube import Manifest
 from sovstack.components.residency import Finding
 from sovstack.infra.compose import Composition
+from sovstack.infra.gitops import (
+    FLAVORS,
+    PKO_STACK_NAME_MAX,
+    GitOpsError,
+    GitSource,
+    argocd_children,
+    argocd_parent,
+    flux_objects,
+    locate_repository,
+    pko_objects,
+)
 from sovstack.infra.pipeline import LoadedStack, load_stack
 from sovstack.infra.placeholders import Placeholder, find_placeholders, not_deployable, repo_url_placeholder
 from sovstack.infra.render_cache import INPUTS_FILE, inputs_digest, inputs_record, unchanged
@@ -34,8 +45,6 @@ from sovstack.infra.stackfile import SpecError, list_stacks, resolve, stack_name
 
 MARKER = ".sovstack-render"
 CLUSTER_DIR = "_cluster"
-ARGOCD_NAMESPACE = "argocd"
-DEFAULT_REPO_URL = os.environ.get("SOVSTACK_GITOPS_REPO", "https://git.example.invalid/platform/gitops.git")
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec", "data", "stringData", "rules", "roleRef", "subjects")
 
 
@@ -85,95 +94,48 @@ def dump_json(obj: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------- content
-@dataclass(frozen=True)
-class GitSource:
-    """Where Argo CD finds the rendered manifests: the repository, the revision, and the render's path
-    inside it (default: --out when it is relative, as when rendering from the repository root; else the
-    stack's name)."""
-
-    repo_url: str = DEFAULT_REPO_URL
-    revision: str = "main"
-    path: str | None = None
-
-
 def manifest_path(obj: Manifest) -> str:
+    """Where an object lives in the render: namespaces apart (applied first), then by namespace."""
+    if obj["kind"] == "Namespace" and obj["apiVersion"] == "v1":
+        return f"namespaces/namespace-{obj['metadata']['name']}.yaml"
     namespace = obj["metadata"].get("namespace") or CLUSTER_DIR
-    return f"{namespace}/{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+    return f"manifests/{namespace}/{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
 
 
-def argocd_applications(composition: Composition, stack: str, git: GitSource) -> list[Manifest]:
-    spec = composition.spec
-    labels = standard_labels(
-        name=f"{spec.name}-gitops",
-        component="gitops",
-        customer=spec.name,
-        region=spec.cluster.location,
-        residency=spec.residency.label,
+def _kustomization(files: dict[str, str], folder: str) -> str:
+    resources = sorted(p.removeprefix(f"{folder}/") for p in files if p.startswith(f"{folder}/"))
+    return dump_yaml(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
     )
-    sync = {"automated": {"prune": False, "selfHeal": True}, "syncOptions": ["ServerSideApply=true"]}
-    apps: list[Manifest] = [
-        {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Application",
-            "metadata": {
-                "name": f"{spec.name}-manifests",
-                "namespace": ARGOCD_NAMESPACE,
-                "labels": labels,
-                "annotations": {"argocd.argoproj.io/sync-wave": "0"},
-            },
-            "spec": {
-                "project": "default",
-                "source": {
-                    "repoURL": git.repo_url,
-                    "targetRevision": git.revision,
-                    "path": f"{git.path or stack}/manifests",
-                },
-                "destination": {"server": "https://kubernetes.default.svc"},
-                "syncPolicy": sync,
-            },
-        }
-    ]
-    apps.extend(
-        {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Application",
-            "metadata": {
-                "name": f"{spec.name}-{chart['name']}",
-                "namespace": ARGOCD_NAMESPACE,
-                "labels": labels,
-                # After the manifests: the chart's namespace (with its Pod Security label) is one of them.
-                "annotations": {"argocd.argoproj.io/sync-wave": "1"},
-            },
-            "spec": {
-                "project": "default",
-                "source": {
-                    # Argo CD names an OCI registry without its scheme.
-                    "repoURL": chart["repository"].removeprefix("oci://"),
-                    "chart": chart["chart"],
-                    "targetRevision": chart["version"],
-                    "helm": {"releaseName": chart["name"], "valuesObject": chart.get("values", {})},
-                },
-                "destination": {
-                    "server": "https://kubernetes.default.svc",
-                    "namespace": chart["namespace"],
-                },
-                "syncPolicy": {**sync, "syncOptions": ["ServerSideApply=true", "CreateNamespace=false"]},
-            },
-        }
-        for chart in composition.charts()
-    )
-    return apps
+
+
+def engine_files(composition: Composition, git: GitSource) -> dict[str, str]:
+    """The objects the chosen engine reads: Argo CD's app of apps, Flux's, or the Pulumi operator's."""
+    files: dict[str, str] = {}
+    if git.flavor == "argocd":
+        parent = argocd_parent(composition, git)
+        files[f"argocd/application-{parent['metadata']['name']}.yaml"] = dump_yaml(parent)
+        for app in argocd_children(composition, git):
+            files[f"argocd/apps/application-{app['metadata']['name']}.yaml"] = dump_yaml(app)
+    elif git.flavor == "flux":
+        files |= {f"flux/{rel}": dump_yaml(obj) for rel, obj in flux_objects(composition, git).items()}
+        if any(p.startswith("flux/charts/") for p in files):
+            files["flux/charts/kustomization.yaml"] = _kustomization(files, "flux/charts")
+    elif git.flavor == "pko":
+        files |= {f"pko/{rel}": dump_yaml(obj) for rel, obj in pko_objects(composition, git).items()}
+    else:
+        raise RenderError([f"--flavor: {git.flavor!r} is not one of {', '.join(FLAVORS)}"], 2)
+    return files
 
 
 def render_files(
     loaded: LoadedStack,
-    git: GitSource | None = None,
+    git: GitSource,
     findings: list[Finding] | None = None,
     report: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Every file of a render, relative path to text. No Pulumi; reads only the stack file, the catalog
     and git's HEAD for the report's provenance (`report`, when given, is used as it is)."""
-    git = git or GitSource()
     composition = loaded.composition or Composition(loaded.spec)
     if findings is None:
         findings = (
@@ -184,16 +146,21 @@ def render_files(
     objects = composition.kubernetes_objects()
     files: dict[str, str] = {}
     for obj in objects:
-        path = f"manifests/{manifest_path(obj)}"
+        path = manifest_path(obj)
         if path in files:
             raise RenderError([f"{loaded.path}: two objects render to {path}"], 3)
         files[path] = dump_yaml(obj)
-    resources = sorted(p.removeprefix("manifests/") for p in files)
-    files["manifests/kustomization.yaml"] = dump_yaml(
-        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
-    )
-    for app in argocd_applications(composition, loaded.name, git):
-        files[f"argocd/application-{app['metadata']['name']}.yaml"] = dump_yaml(app)
+    files["namespaces/kustomization.yaml"] = _kustomization(files, "namespaces")
+    files["manifests/kustomization.yaml"] = _kustomization(files, "manifests")
+    if git.flavor == "pko" and len(loaded.spec.name) > PKO_STACK_NAME_MAX:
+        raise RenderError(
+            [
+                f"{loaded.path}: sovstack:customer.name: {loaded.spec.name!r} is longer than "
+                f"{PKO_STACK_NAME_MAX} characters, the Pulumi Kubernetes Operator's limit for a Stack's name"
+            ],
+            2,
+        )
+    files |= engine_files(composition, git)
     report = report or build_report(
         loaded, composition, findings, placeholders=render_placeholders(loaded, git)
     )
@@ -248,34 +215,28 @@ def render_placeholders(loaded: LoadedStack, git: GitSource) -> list[Placeholder
     return find_placeholders(loaded.spec) + repo_url_placeholder(git.repo_url)
 
 
-def _git_for(git: GitSource | None, out: Path, name: str) -> GitSource:
-    git = git or GitSource()
-    if git.path is None:
-        git = replace(git, path=out.as_posix() if not out.is_absolute() else name)
-    return git
-
-
 def _digest(path: Path, git: GitSource, demo: bool = False) -> str:
-    return inputs_digest(path, git.repo_url, git.revision, git.path, "demo" if demo else "deployable")
+    return inputs_digest(
+        path, git.repo_url, git.revision, git.path, git.flavor, git.program_path, "demo" if demo else "real"
+    )
 
 
 def render_stack(
     ref: str | Path,
     out: Path,
-    git: GitSource | None = None,
+    git: GitSource,
     force: bool = False,
     inputs: str | None = None,
     *,
     demo: bool = False,
 ) -> int:
-    """Render one stack into `out`; RenderError for invalid input, a refused residency rule, or (unless
-    `demo`) a placeholder, each named by its field path (exit 1).
+    """Render one stack into `out`, found in its repository at `git.path`; RenderError for invalid input,
+    a refused residency rule, or (unless `demo`) a placeholder, each named by its field path (exit 1).
 
     A render already in `out` from the same inputs (stack file, sovstack code and data, Git source,
     demo or not) is left as it is, unless `force`.
     """
     path = resolve(ref) if isinstance(ref, str) else ref
-    git = _git_for(git, out, stack_name(path))
     # `inputs`: the digest the caller computed (render --all's parent, whose environment counts).
     digest = inputs or (_digest(path, git, demo) if path.is_file() else None)
     if digest and not force and (count := unchanged(out, digest)) is not None:
@@ -309,14 +270,12 @@ def render_stack(
             for f in schema["failures"]
         ]
         raise RenderError([*lines, f"{loaded.path}: manifests fail their schema; nothing rendered"], 3)
-    count = sum(1 for path in files if path.startswith("manifests/")) - 1
+    count = sum(1 for path in files if path.startswith(("manifests/", "namespaces/"))) - 2
     write_tree({**files, **({INPUTS_FILE: inputs_record(digest, count)} if digest else {})}, out)
     return count
 
 
-def render_one_cli(
-    ref: str, out: Path, git: GitSource | None = None, force: bool = False, *, demo: bool = False
-) -> int:
+def render_one_cli(ref: str, out: Path, git: GitSource, force: bool = False, *, demo: bool = False) -> int:
     try:
         count = render_stack(ref, out, git, force=force, demo=demo)
     except RenderError as err:
@@ -328,11 +287,13 @@ def render_one_cli(
 
 
 def _render_worker(
-    path: str, out: str, git: GitSource | None, inputs: str | None, demo: bool = False
+    path: str, out: str, git: GitSource, inputs: str | None, demo: bool = False
 ) -> tuple[str, int, list[str], int]:
     name = stack_name(Path(path))
     try:
-        count = render_stack(Path(path), Path(out) / name, git, force=True, inputs=inputs, demo=demo)
+        count = render_stack(
+            Path(path), Path(out) / name, replace(git, path=git.under(name)), True, inputs, demo=demo
+        )
     except RenderError as err:
         return name, err.exit_code, err.lines, 0
     except Exception as err:  # one broken stack must not stop the fleet
@@ -345,11 +306,12 @@ def render_all(
     out: Path,
     jobs: int | None = None,
     progress: bool = True,
-    git: GitSource | None = None,
+    *,
+    git: GitSource,
     force: bool = False,
     demo: bool = False,
 ) -> int:
-    """Render every stack into out/<stack>; the others still render when one fails.
+    """Render every stack into out/<stack> (`git.path` is out's); the others render when one fails.
 
     A stack whose render on disk came from the same inputs is skipped before any worker starts.
     """
@@ -360,9 +322,9 @@ def render_all(
     done = 0
     todo: list[tuple[Path, str | None]] = []
     for path in stacks:
-        target = out / stack_name(path)
-        digest = _digest(path, _git_for(git, target, stack_name(path)), demo) if path.is_file() else None
-        count = None if force or digest is None else unchanged(target, digest)
+        name = stack_name(path)
+        digest = _digest(path, replace(git, path=git.under(name)), demo) if path.is_file() else None
+        count = None if force or digest is None else unchanged(out / name, digest)
         if count is None:
             todo.append((path, digest))
         else:
@@ -399,12 +361,28 @@ def render_all(
     return 0
 
 
-def render_all_cli(
+def locate_cli(
     out: Path,
-    jobs: int | None = None,
-    git: GitSource | None = None,
-    force: bool = False,
-    demo: bool = False,
+    repo_url: str | None,
+    revision: str,
+    repo_root: Path | None,
+    flavor: str,
+    program_dir: Path | None = None,
+) -> GitSource | int:
+    """The render's GitSource, or the exit code after printing why it has none."""
+    if flavor not in (*FLAVORS, "pko"):
+        print(f"--flavor: {flavor!r} is not one of {', '.join(FLAVORS)}", file=sys.stderr)
+        return 2
+    try:
+        return locate_repository(out, repo_url, revision, repo_root, flavor, program_dir)
+    except GitOpsError as err:
+        for line in err.lines:
+            print(line, file=sys.stderr)
+        return 2
+
+
+def render_all_cli(
+    out: Path, git: GitSource, jobs: int | None = None, force: bool = False, demo: bool = False
 ) -> int:
     stacks = list_stacks()
     if not stacks:

@@ -36,6 +36,7 @@ INFRA_ORDER = (
     "schema_check",
     "report",
     "render_cache",
+    "gitops",
     "render",
     "bundle",
     "newstack",

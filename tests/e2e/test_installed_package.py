@@ -126,8 +126,16 @@ def test_render_from_the_wheel_is_byte_identical_to_render_from_the_checkout(
         "SOURCE_DATE_EPOCH": "1764547200",
         "SOVSTACK_GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567",
     }
+    # Each render at the root of its own repository, so both name the same paths.
+    offline = ["--demo", "--repo-url", "https://git.example.eu/platform/gitops.git", "--repo-root"]
     from_wheel = installed.run(
-        "render", "stacks/Pulumi.gov-fr.yaml", "--out", str(tmp_path / "wheel"), "--demo", env=fixed
+        "render",
+        "stacks/Pulumi.gov-fr.yaml",
+        "--out",
+        str(tmp_path / "wheel"),
+        *offline,
+        str(tmp_path / "wheel"),
+        env=fixed,
     )
     assert from_wheel.returncode == 0, from_wheel.stderr
     from_checkout = subprocess.run(
@@ -137,7 +145,8 @@ def test_render_from_the_wheel_is_byte_identical_to_render_from_the_checkout(
             "gov-fr",
             "--out",
             str(tmp_path / "checkout"),
-            "--demo",
+            *offline,
+            str(tmp_path / "checkout"),
         ],
         cwd=ROOT,
         env={**os.environ, **fixed},

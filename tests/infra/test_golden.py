@@ -46,3 +46,18 @@ def test_render_matches_the_golden_snapshot(stack: str, tmp_path: Path) -> None:
     assert sorted(actual) == sorted(expected), "files added or removed: run `make golden` and review"
     changed = [name for name in actual if actual[name] != expected[name]]
     assert not changed, f"rendered output changed in {changed}: run `make golden` and review the diff"
+
+
+@pytest.mark.parametrize("flavor", ["flux", "pko"])
+def test_other_engines_objects_match_their_golden_snapshot(flavor: str, tmp_path: Path) -> None:
+    """gov-fr's Flux and Pulumi operator objects (the manifests are those of the snapshot above)."""
+    out = tmp_path / "gov-fr"
+    render_stack(
+        "gov-fr", out, GitSource(repo_url=GIT, path="gov-fr", flavor=flavor, program_path="."), demo=True
+    )
+    golden = GOLDEN / "engines" / "gov-fr" / flavor
+    if os.environ.get("SOVSTACK_UPDATE_GOLDEN"):
+        shutil.rmtree(golden, ignore_errors=True)
+        shutil.copytree(out / flavor, golden)
+    assert golden.is_dir(), f"no snapshot for {flavor}: run `make golden` and review the new files"
+    assert files(out / flavor) == files(golden), "engine objects changed: run `make golden` and review"

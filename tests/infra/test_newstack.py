@@ -465,3 +465,67 @@ def test_control_plane_installer_from_a_public_registry_breaks_the_airgapped_pro
         f"{path}: sovstack:customer.cluster.talos.systemInstallerImage: [FAIL] image.pinned: not pinned: add "
         "@sha256:<digest> so every pull is the same"
     ) in result.output
+
+
+# ------------------------------------------------------------------------------------ `pulumi new`
+PULUMI_NEW_STUB = """\
+secretsprovider: hashivault://sovstack-acme
+encryptedkey: dmF1bHQ6djE6ZmFrZQ==
+config:
+  sovstack:customerName: acme
+  sovstack:displayName: Acme Industries
+  sovstack:profile: eu
+  sovstack:provider: scaleway
+  sovstack:region: pl-waw
+  sovstack:model: mistral-7b-instruct-v0-3
+"""
+
+
+def test_the_pulumi_new_hint_completes_the_stack_pulumi_new_wrote(stacks: Path) -> None:
+    """`pulumi new` writes the answers; the command the program then names writes the spec beside them."""
+    path = stacks / "Pulumi.acme.yaml"
+    path.write_text(PULUMI_NEW_STUB, encoding="utf-8")
+
+    # The command infra/program.py prints for this stub.
+    result = new("acme", "--template", "eu", "--provider", "scaleway", "--region", "pl-waw")
+
+    assert result.exit_code == 0, result.output
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # The secrets provider `pulumi new` set up survives, or the stack's secrets could not be read.
+    assert document["secretsprovider"] == "hashivault://sovstack-acme"
+    assert document["encryptedkey"] == "dmF1bHQ6djE6ZmFrZQ=="
+    spec = document["config"]["sovstack:customer"]
+    assert spec["displayName"] == "Acme Industries"
+    assert spec["cluster"]["region"] == "pl-waw"
+    assert set(document["config"]) == {"sovstack:customer"}
+    # The spec names the secrets provider the stack was created with.
+    assert spec["state"]["secretsProvider"] == "hashivault://sovstack-acme"
+    assert validate_stack("acme").exit_code == 0
+    assert files(stacks) == ["Pulumi.acme.yaml"]
+
+
+def test_the_answers_fill_what_the_command_leaves_out(stacks: Path) -> None:
+    path = stacks / "Pulumi.acme.yaml"
+    path.write_text(PULUMI_NEW_STUB.replace("pl-waw", "fr-par"), encoding="utf-8")
+    assert new("acme", "--template", "eu").exit_code == 0
+    assert customer(path)["cluster"]["region"] == "fr-par"
+    assert customer(path)["displayName"] == "Acme Industries"
+
+
+def test_a_stub_with_anything_else_is_never_replaced(stacks: Path) -> None:
+    path = stacks / "Pulumi.acme.yaml"
+    path.write_text(PULUMI_NEW_STUB + "  sovstack:customer: {name: acme}\n", encoding="utf-8")
+    before = path.read_bytes()
+    result = new("acme", "--template", "eu")
+    assert result.exit_code == 2
+    assert result.stderr == f"{path}: already exists; nothing was changed (edit it, or choose another NAME)\n"
+    assert path.read_bytes() == before
+
+
+def test_pulumi_new_answers_match_the_project_template() -> None:
+    from sovstack.infra.newstack import PULUMI_NEW_ANSWERS
+
+    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
+    assert sorted(k.removeprefix("sovstack:") for k in project["template"]["config"]) == sorted(
+        PULUMI_NEW_ANSWERS
+    )

@@ -14,13 +14,21 @@ from typer.testing import CliRunner
 
 from sovstack.infra import render as render_mod
 from sovstack.infra.cli import app
+from sovstack.infra.gitops import GitSource
 from sovstack.infra.pipeline import load_stack
 from tests.determinism import assert_same_in_fresh_processes
 from tests.k8s_schema import assert_all_valid
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = ["industrial-eu", "gov-fr", "research-se", "airgap-onprem"]
+URL = "https://git.example.eu/platform/gitops.git"
+#: A render at the root of its repository (library calls); CLI calls name the repository with OFFLINE.
+GIT = GitSource(repo_url=URL, path=".")
 runner = CliRunner()
+
+
+def offline(root: Path) -> list[str]:
+    return ["--repo-url", URL, "--repo-root", str(root), "--demo"]
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -31,16 +39,18 @@ def tree(root: Path) -> dict[str, bytes]:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("render")
     code = render_mod.render_all(
-        [REPO / "stacks" / f"Pulumi.{s}.yaml" for s in EXAMPLES], out, progress=False, demo=True
+        [REPO / "stacks" / f"Pulumi.{s}.yaml" for s in EXAMPLES], out, progress=False, git=GIT, demo=True
     )
     assert code == 0
     return out
 
 
 def manifests(root: Path) -> list[dict]:
+    """The namespaces and every other manifest: all that `plan` would register."""
     return [
         yaml.safe_load(p.read_text())
-        for p in sorted((root / "manifests").rglob("*.yaml"))
+        for folder in ("namespaces", "manifests")
+        for p in sorted((root / folder).rglob("*.yaml"))
         if p.name != "kustomization.yaml"
     ]
 
@@ -65,13 +75,20 @@ def test_layout_one_object_per_file_and_kustomization_lists_all(rendered: Path, 
         obj = yaml.safe_load((root / rel).read_text())
         namespace = obj["metadata"].get("namespace", "_cluster")
         assert rel == f"{namespace}/{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+        assert obj["kind"] != "Namespace"
     assert (root / "_cluster").is_dir()
     text = (root / files[0]).read_text()
     assert text.startswith("apiVersion: ")
+    # Namespaces apart, applied first (wave 0, or the first Flux Kustomization).
+    namespaces = rendered / stack / "namespaces"
+    listed = yaml.safe_load((namespaces / "kustomization.yaml").read_text())["resources"]
+    assert listed == sorted(p.name for p in namespaces.glob("namespace-*.yaml"))
+    assert len(listed) >= 4
+    assert {yaml.safe_load((namespaces / f).read_text())["kind"] for f in listed} == {"Namespace"}
 
 
 def test_argocd_points_at_pinned_charts_in_allowed_repositories(rendered: Path) -> None:
-    apps = {p.name: yaml.safe_load(p.read_text()) for p in (rendered / "gov-fr" / "argocd").iterdir()}
+    apps = {p.name: yaml.safe_load(p.read_text()) for p in (rendered / "gov-fr" / "argocd/apps").iterdir()}
     chart = apps["application-gov-fr-gpu-operator.yaml"]["spec"]["source"]
     assert chart["chart"] == "gpu-operator"
     assert chart["targetRevision"].startswith("v")
@@ -83,43 +100,15 @@ def test_argocd_points_at_pinned_charts_in_allowed_repositories(rendered: Path) 
     assert manifests_app["source"]["path"] == "gov-fr/manifests"
     assert manifests_app["syncPolicy"]["automated"]["prune"] is False
     airgap = yaml.safe_load(
-        (rendered / "airgap-onprem" / "argocd" / "application-airgap-onprem-gpu-operator.yaml").read_text()
+        (rendered / "airgap-onprem/argocd/apps/application-airgap-onprem-gpu-operator.yaml").read_text()
     )
     assert airgap["spec"]["source"]["repoURL"] == "https://charts.fr-par-dc1.sovstack.internal"
     # Scaleway installs its own GPU Operator: only the Prometheus CRDs its ServiceMonitor needs.
-    assert sorted(p.name for p in (rendered / "industrial-eu" / "argocd").iterdir()) == [
+    assert sorted(p.name for p in (rendered / "industrial-eu" / "argocd/apps").iterdir()) == [
         "application-industrial-eu-manifests.yaml",
+        "application-industrial-eu-namespaces.yaml",
         "application-industrial-eu-prometheus-operator-crds.yaml",
     ]
-
-
-def test_argocd_source_follows_the_output_path_and_options(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(
-        app,
-        [
-            "render",
-            "gov-fr",
-            "--out",
-            "gitops/gov-fr",
-            "--repo-url",
-            "https://git.example.eu/p.git",
-            "--revision",
-            "prod",
-            "--demo",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    source = yaml.safe_load(
-        (tmp_path / "gitops/gov-fr/argocd/application-gov-fr-manifests.yaml").read_text()
-    )["spec"]["source"]
-    assert source == {
-        "path": "gitops/gov-fr/manifests",
-        "repoURL": "https://git.example.eu/p.git",
-        "targetRevision": "prod",
-    }
 
 
 def test_cloud_inventory_and_report(rendered: Path) -> None:
@@ -146,11 +135,13 @@ def test_cloud_inventory_and_report(rendered: Path) -> None:
 RENDER_AND_LIST = """
 import hashlib, sys, tempfile
 from pathlib import Path
+from sovstack.infra.gitops import GitSource
 from sovstack.infra.render import render_stack
 for stack in sys.argv[1:]:
     out = Path(tempfile.mkdtemp()) / "render"
-    render_stack(stack, out, demo=True)
-    render_stack(stack, out, demo=True)  # a re-render over an old render writes the same bytes
+    git = GitSource(repo_url="https://git.example.eu/g.git", path=".")
+    render_stack(stack, out, git, demo=True)
+    render_stack(stack, out, git, demo=True)  # a re-render over an old render writes the same bytes
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         print(stack, path.relative_to(out), hashlib.sha256(path.read_bytes()).hexdigest())
 """
@@ -175,14 +166,14 @@ def test_a_failed_render_leaves_nothing_behind(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setattr(Path, "write_text", flaky)
     with pytest.raises(OSError, match="disk full"):
-        render_mod.render_stack("gov-fr", out, demo=True)
+        render_mod.render_stack("gov-fr", out, GIT, demo=True)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_rerender_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
-    render_mod.render_stack("gov-fr", out, demo=True)
+    render_mod.render_stack("gov-fr", out, GIT, demo=True)
     before = tree(out)
     monkeypatch.setattr(Path, "write_text", lambda *a, **k: (_ for _ in ()).throw(OSError("boom")))
     with pytest.raises(OSError):
@@ -195,7 +186,7 @@ def test_render_refuses_to_replace_a_directory_it_did_not_write(tmp_path: Path) 
     out = tmp_path / "precious"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    result = runner.invoke(app, ["render", "gov-fr", "--out", str(out), "--demo"])
+    result = runner.invoke(app, ["render", "gov-fr", "--out", str(out), *offline(tmp_path)])
     assert result.exit_code == 2
     assert "is not a sovstack render" in result.output
     assert (out / "notes.txt").read_text() == "keep me"
@@ -210,7 +201,7 @@ def test_no_secret_value_reaches_any_rendered_file(tmp_path: Path) -> None:
         + "  sovstack:apiToken: PLANTED-PLAINTEXT-TOKEN\n"
     )
     out = tmp_path / "out"
-    assert runner.invoke(app, ["render", str(stack), "--out", str(out), "--demo"]).exit_code == 0
+    assert runner.invoke(app, ["render", str(stack), "--out", str(out), *offline(tmp_path)]).exit_code == 0
     for rel, content in tree(out).items():
         assert b"PLANTEDCIPHERTEXT" not in content, rel
         assert b"PLANTED-PLAINTEXT-TOKEN" not in content, rel
@@ -222,7 +213,7 @@ def test_invalid_stack_renders_nothing(tmp_path: Path) -> None:
     stack = tmp_path / "Pulumi.bad.yaml"
     stack.write_text("config:\n  sovstack:customer:\n    name: Bad_Name\n")
     out = tmp_path / "out"
-    result = runner.invoke(app, ["render", str(stack), "--out", str(out)])
+    result = runner.invoke(app, ["render", str(stack), "--out", str(out), *offline(tmp_path)])
     assert result.exit_code == 2
     assert f"{stack}: sovstack:customer.name:" in result.output
     assert not out.exists()
@@ -235,7 +226,9 @@ def test_render_all_renders_the_good_stacks_and_lists_the_bad(tmp_path: Path) ->
         shutil.copy(REPO / "stacks" / f"Pulumi.{name}.yaml", stacks)
     (stacks / "Pulumi.broken.yaml").write_text("config: [")
     out = tmp_path / "out"
-    code = render_mod.render_all(sorted(stacks.glob("Pulumi.*.yaml")), out, jobs=2, progress=False, demo=True)
+    code = render_mod.render_all(
+        sorted(stacks.glob("Pulumi.*.yaml")), out, jobs=2, progress=False, git=GIT, demo=True
+    )
     assert code == 2
     assert sorted(p.name for p in out.iterdir()) == ["gov-fr", "industrial-eu"]
 
@@ -246,7 +239,7 @@ def test_render_all_cli_progress_and_exit(tmp_path: Path, monkeypatch: pytest.Mo
     shutil.copy(REPO / "stacks" / "Pulumi.gov-fr.yaml", stacks)
     (stacks / "Pulumi.broken.yaml").write_text("")
     monkeypatch.setenv("SOVSTACK_STACKS_DIR", str(stacks))
-    result = runner.invoke(app, ["render", "--all", "--out", str(tmp_path / "out"), "--demo"])
+    result = runner.invoke(app, ["render", "--all", "--out", str(tmp_path / "out"), *offline(tmp_path)])
     assert result.exit_code == 2
     assert "broken: FAILED (exit 2)" in result.output
     assert "gov-fr: ok" in result.output
@@ -256,14 +249,17 @@ def test_render_all_cli_progress_and_exit(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 @pytest.mark.parametrize("stack", EXAMPLES)
 def test_kubectl_kustomize_builds(rendered: Path, stack: str) -> None:
-    result = subprocess.run(
-        ["kubectl", "kustomize", str(rendered / stack / "manifests")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert len(list(yaml.safe_load_all(result.stdout))) == len(manifests(rendered / stack))
+    built = 0
+    for folder in ("namespaces", "manifests"):
+        result = subprocess.run(
+            ["kubectl", "kustomize", str(rendered / stack / folder)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        built += len(list(yaml.safe_load_all(result.stdout)))
+    assert built == len(manifests(rendered / stack))
 
 
 def checkov_command() -> str | None:
@@ -330,8 +326,8 @@ def test_report_exits_1_when_a_rule_breaks(tmp_path: Path) -> None:
 
 def test_render_does_not_import_pulumi(tmp_path: Path) -> None:
     code = (
-        "import sys; from sovstack.infra.render import render_stack; "
-        f"render_stack('gov-fr', __import__('pathlib').Path({str(tmp_path / 'o')!r}), demo=True); "
+        "import sys; from sovstack.infra.render import GitSource, render_stack; "
+        f"render_stack('gov-fr', __import__('pathlib').Path({str(tmp_path / 'o')!r}), GitSource('https://g/r.git', 'o'), demo=True); "
         "assert not [m for m in sys.modules if m == 'pulumi' or m.startswith('pulumi.')], 'pulumi imported'"
     )
     result = subprocess.run(
@@ -361,7 +357,8 @@ def test_kubernetes_older_than_the_supported_range_is_refused(tmp_path: Path) ->
 def test_placeholders_refuse_a_render_unless_it_is_a_demo(tmp_path: Path) -> None:
     """The example Git URL and the example's documentation address passed silently before."""
     out = tmp_path / "out"
-    result = runner.invoke(app, ["render", "industrial-eu", "--out", str(out)])
+    flags = ["--repo-url", "https://git.example.invalid/platform/gitops.git", "--repo-root", str(tmp_path)]
+    result = runner.invoke(app, ["render", "industrial-eu", "--out", str(out), *flags])
     assert result.exit_code == 1, result.output
     file = "stacks/Pulumi.industrial-eu.yaml"
     assert result.output.splitlines()[-4:] == [
@@ -375,7 +372,7 @@ def test_placeholders_refuse_a_render_unless_it_is_a_demo(tmp_path: Path) -> Non
         "demonstration render)",
     ]
     assert not out.exists()
-    demo = runner.invoke(app, ["render", "industrial-eu", "--out", str(out), "--demo"])
+    demo = runner.invoke(app, ["render", "industrial-eu", "--out", str(out), *flags, "--demo"])
     assert demo.exit_code == 0, demo.output
     report = json.loads((out / "residency-report.json").read_text())
     assert report["deployable"]["summary"] == "not deployable: 3 placeholders"

@@ -11,7 +11,7 @@ from sovstack.infra import render as render_mod
 from sovstack.infra import render_cache
 
 REPO = Path(__file__).resolve().parents[2]
-GIT = render_mod.GitSource(repo_url="https://git.example.eu/platform/gitops.git")
+GIT = render_mod.GitSource(repo_url="https://git.example.eu/platform/gitops.git", path="out")
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_new_code_or_another_git_source_renders_again(
     )
     assert render_cache.unchanged(out, other_git) is None
     monkeypatch.setattr(render_cache, "code_digest", lambda: "0" * 64)
-    assert render_mod._digest(stack, render_mod._git_for(GIT, out, "gov-fr"), demo=True) != digest
+    assert render_mod._digest(stack, GIT, demo=True) != digest
 
 
 def test_force_and_a_damaged_record_render_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

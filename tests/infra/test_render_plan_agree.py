@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sovstack.infra.gitops import GitSource
 from sovstack.infra.pipeline import load_stack
 from sovstack.infra.plan import run_plan
 from sovstack.infra.render import render_stack
@@ -29,12 +30,13 @@ def key(obj: dict) -> tuple[str, str, str]:
 @pytest.mark.parametrize("stack", EXAMPLES)
 def test_rendered_objects_equal_planned_kubernetes_inputs(stack: str, tmp_path: Path) -> None:
     out = tmp_path / stack
-    render_stack(stack, out, demo=True)
+    render_stack(stack, out, GitSource(repo_url="https://git.example.eu/g.git", path="."), demo=True)
     rendered = {
         key(obj): obj
         for obj in (
             yaml.safe_load(p.read_text())
-            for p in (out / "manifests").rglob("*.yaml")
+            for folder in ("namespaces", "manifests")
+            for p in (out / folder).rglob("*.yaml")
             if p.name != "kustomization.yaml"
         )
     }
@@ -49,7 +51,11 @@ def test_rendered_objects_equal_planned_kubernetes_inputs(stack: str, tmp_path: 
         # Pulumi's mock engine returns integers as floats; compare through JSON numbers.
         assert json.loads(json.dumps(obj)) == json.loads(json.dumps(planned[k]), parse_float=_int_if_whole), k
 
-    charts = {a for a in (out / "argocd").iterdir() if "manifests" not in a.name}
+    charts = {
+        a
+        for a in (out / "argocd/apps").iterdir()
+        if not a.name.endswith(("-manifests.yaml", "-namespaces.yaml"))
+    }
     releases = [r for r in result.resources if r.type == "kubernetes:helm.sh/v3:Release"]
     assert len(charts) == len(releases)
     cloud = json.loads((out / "cloud-resources.json").read_text())["resources"]

@@ -324,14 +324,19 @@ def test_render_refuses_manifests_that_fail_their_schema(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sovstack.infra.report as report_module
-    from sovstack.infra.render import RenderError, render_stack
+    from sovstack.infra.render import GitSource, RenderError, render_stack
 
     def failing(objects: Any, version: str) -> dict[str, Any]:
         return {**check_manifests(objects, version), "failures": ["Deployment/x: bad at spec"]}
 
     monkeypatch.setattr(report_module, "check_manifests", failing)
     with pytest.raises(RenderError) as err:
-        render_stack("gov-fr", tmp_path / "out", demo=True)
+        render_stack(
+            "gov-fr",
+            tmp_path / "out",
+            GitSource(repo_url="https://git.example.eu/g.git", path="out"),
+            demo=True,
+        )
     loaded = load_stack("gov-fr")
     path, minor = loaded.path, loaded.spec.cluster.kubernetes_minor
     assert err.value.exit_code == 3
