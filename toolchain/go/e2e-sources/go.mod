@@ -7,6 +7,7 @@ require (
 	github.com/cilium/cilium v1.20.2
 	github.com/envoyproxy/gateway v1.9.1
 	github.com/external-secrets/external-secrets v0.16.2
+	github.com/fluxcd/helm-controller v1.6.3
 	github.com/fluxcd/kustomize-controller v1.9.6
 	github.com/fluxcd/source-controller v1.9.6
 	github.com/kedacore/charts v2.20.3-0.20260903105638-fe065f4d8938+incompatible
