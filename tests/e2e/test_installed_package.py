@@ -180,6 +180,8 @@ def test_the_installed_program_previews_against_a_real_engine(
     selected.set_config(
         KUBECONFIG_KEY, auto.ConfigValue(value=stack.plane_kubeconfig.read_text(), secret=True)
     )
+    # The example's placeholders (all-zero weights digests) stay: a demonstration deployment.
+    selected.set_config("sovstack:demo", auto.ConfigValue(value="true"))
     previewed = installed.run("preview", str(stack.path), env=stack.pulumi.env)
     assert previewed.returncode == 0, previewed.stdout[-4000:] + previewed.stderr[-4000:]
     assert "kubernetes:apps/v1:Deployment" in previewed.stdout

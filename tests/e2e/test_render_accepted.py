@@ -87,13 +87,15 @@ def test_every_rendered_object_is_accepted_by_the_server(
     )
     assert accepted.returncode == 0, accepted.stderr
     kinds = {o["kind"] for o in others}
-    # Not vacuous: custom kinds went through their CRDs' schemas.
-    assert kinds & {
-        "ExternalSecret",
-        "ClusterSecretStore",
-        "ServiceMonitor",
-        "CiliumNetworkPolicy",
-    }
+    # Not vacuous: the workloads' custom kinds went through their CRDs' schemas (airgap-onprem has none of
+    # its own: Calico, no secret store, no monitor; its engine's kinds below are checked all the same).
+    if example != "airgap-onprem":
+        assert kinds & {
+            "ExternalSecret",
+            "ClusterSecretStore",
+            "ServiceMonitor",
+            "CiliumNetworkPolicy",
+        }
     # The engine's own kinds went through their CRDs too.
     assert (
         kinds
