@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+# sovstack uses no pydantic plugin; looking for them reads every installed package's metadata on the
+# first model (30 ms of each command). Set PYDANTIC_DISABLE_PLUGINS yourself to choose otherwise.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 import typer
 
 from sovstack.infra.cli_style import plain_help_types
