@@ -81,6 +81,7 @@ from sovstack.infra.plan import run_plan
 from sovstack.infra.render import dump_yaml, render_files
 path = sys.argv[1]
 start = time.perf_counter(); loaded = load_stack(path); load_s = time.perf_counter() - start
+run_plan(loaded)  # warm: the first run imports the provider SDKs; the figure is the second
 start = time.perf_counter(); plan = run_plan(loaded); plan_s = time.perf_counter() - start
 loaded = load_stack(path)
 from sovstack.infra.gitops import GitSource
