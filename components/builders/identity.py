@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sovstack.components.inference_records import CLAIM_HEADERS
 from sovstack.components.kube import Manifest, dns_name, is_dns_label, standard_labels
 
 COMPONENT = "identity"
@@ -377,7 +378,12 @@ def security_policy(args: EndpointIdentityArgs, gateway: GatewayRef) -> Manifest
                     "issuer": jwt.issuer,
                     "audiences": list(jwt.audiences),
                     "remoteJWKS": {"uri": jwt.jwks_uri},
-                    "claimToHeaders": [{"header": CONSUMER_HEADER, "claim": jwt.subject_claim}],
+                    # The consumer for the rate limit, and the claims each inference record names
+                    # (issuer, subject, client: components/inference_records.py CLAIM_HEADERS).
+                    "claimToHeaders": [
+                        {"header": CONSUMER_HEADER, "claim": jwt.subject_claim},
+                        *({"header": header, "claim": claim} for claim, header in CLAIM_HEADERS.items()),
+                    ],
                 }
             ]
         }

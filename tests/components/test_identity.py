@@ -146,7 +146,13 @@ def test_jwt_security_policy_on_each_gateway() -> None:
                     "issuer": "https://sso.example.eu/realms/acme",
                     "audiences": ["acme-models"],
                     "remoteJWKS": {"uri": "https://sso.example.eu/realms/acme/protocol/openid-connect/certs"},
-                    "claimToHeaders": [{"header": CONSUMER_HEADER, "claim": "sub"}],
+                    # The rate limit's consumer, then the claims each inference record names.
+                    "claimToHeaders": [
+                        {"header": CONSUMER_HEADER, "claim": "sub"},
+                        {"header": "x-sovstack-jwt-iss", "claim": "iss"},
+                        {"header": "x-sovstack-jwt-sub", "claim": "sub"},
+                        {"header": "x-sovstack-jwt-azp", "claim": "azp"},
+                    ],
                 }
             ]
         },
