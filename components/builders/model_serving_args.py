@@ -264,7 +264,20 @@ def _manifest_sha256(value: str) -> str:
     return "sha256:" + normalize_sha256(value, field="manifest_sha256")
 
 
-class S3Weights(_Args):
+class _PinnedWeights(_Args):
+    """What every weights source carries: the digest its files are verified against."""
+
+    manifest_sha256: Annotated[str, AfterValidator(_manifest_sha256)] | None = Field(
+        default=None,
+        description="sha256 of the weights manifest (`SHA256SUMS`, written by `sovstack weights manifest`), "
+        "64 hex digits, `sha256:` allowed. Set: a `verify-weights` init container checks every file against "
+        "it before vLLM starts and the pod fails on any mismatch; the Deployment carries it in the "
+        "`sovstack.io/weights-sha256` annotation. None: the weights are not verified (a residency policy "
+        "with requirePinnedWeights refuses that).",
+    )
+
+
+class S3Weights(_PinnedWeights):
     """Weights copied from an in-region S3 bucket by an init container into a node-local emptyDir."""
 
     source: Literal["s3"] = Field(default="s3", description="Discriminator: `s3`.")
@@ -290,14 +303,6 @@ class S3Weights(_Args):
         description="sizeLimit of the weights emptyDir and the pod's ephemeral-storage request "
         "(e.g. `200Gi`); size it above the checkpoint. Required."
     )
-    manifest_sha256: Annotated[str, AfterValidator(_manifest_sha256)] | None = Field(
-        default=None,
-        description="sha256 of the weights manifest (`SHA256SUMS`, written by `sovstack weights manifest`), "
-        "64 hex digits, `sha256:` allowed. Set: a `verify-weights` init container checks every file against "
-        "it before vLLM starts and the pod fails on any mismatch; the Deployment carries it in the "
-        "`sovstack.io/weights-sha256` annotation. None: the weights are not verified (a residency policy "
-        "with requirePinnedWeights refuses that).",
-    )
 
     @property
     def bucket_path(self) -> str:
@@ -305,21 +310,13 @@ class S3Weights(_Args):
         return self.url.removeprefix("s3://").rstrip("/")
 
 
-class PvcWeights(_Args):
+class PvcWeights(_PinnedWeights):
     """Weights on an existing, pre-provisioned PersistentVolumeClaim, mounted read-only."""
 
     source: Literal["pvc"] = Field(default="pvc", description="Discriminator: `pvc`.")
     claim_name: Subdomain = Field(description="Existing claim in the namespace. Required.")
     sub_path: Annotated[str, AfterValidator(_matches(_SUB_PATH, "a relative path without '..'"))] = Field(
         default="", description="Directory inside the claim holding the model (relative). Default: its root."
-    )
-    manifest_sha256: Annotated[str, AfterValidator(_manifest_sha256)] | None = Field(
-        default=None,
-        description="sha256 of the weights manifest (`SHA256SUMS`, written by `sovstack weights manifest`), "
-        "64 hex digits, `sha256:` allowed. Set: a `verify-weights` init container checks every file against "
-        "it before vLLM starts and the pod fails on any mismatch; the Deployment carries it in the "
-        "`sovstack.io/weights-sha256` annotation. None: the weights are not verified (a residency policy "
-        "with requirePinnedWeights refuses that).",
     )
     verifier_image: PinnedImage = Field(
         default_factory=lambda: serving_defaults().fetcher.image,
