@@ -240,6 +240,19 @@ class ClusterSpec(SpecModel):
 
 
 # ---------------------------------------------------------------------------------- models
+#: The digest every weights source may carry (S3 and claim alike).
+ManifestSha256 = Annotated[
+    str | None,
+    Field(
+        pattern=r"^(sha256:)?[0-9a-f]{64}$",
+        description="sha256 of the weights manifest SHA256SUMS that `sovstack weights manifest` printed "
+        "(64 lowercase hex digits, `sha256:` allowed): the pod verifies every file against it before vLLM "
+        "starts and fails on any mismatch. Omitted: unverified weights, which profiles with "
+        "requirePinnedWeights (fr-sovereign, se-sovereign, airgapped) refuse. All zeros is a placeholder.",
+    ),
+]
+
+
 class S3WeightsSpec(SpecModel):
     url: str = Field(pattern=r"^s3://[a-z0-9.\-]+/.*", description="s3://bucket/prefix holding the weights.")
     endpoint: str = Field(pattern=r"^https://", description="In-region S3 API endpoint (https URL).")
@@ -247,26 +260,12 @@ class S3WeightsSpec(SpecModel):
         description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
     )
     volume_size: str = Field(default="200Gi", description="Size of the volume the weights are copied into.")
-    manifest_sha256: str | None = Field(
-        default=None,
-        pattern=r"^(sha256:)?[0-9a-f]{64}$",
-        description="sha256 of the weights manifest SHA256SUMS that `sovstack weights manifest` printed "
-        "(64 lowercase hex digits, `sha256:` allowed): the pod verifies every file against it before vLLM "
-        "starts and fails on any mismatch. Omitted: unverified weights, which profiles with "
-        "requirePinnedWeights (fr-sovereign, se-sovereign, airgapped) refuse. All zeros is a placeholder.",
-    )
+    manifest_sha256: ManifestSha256 = None
 
 
 class PvcWeightsSpec(SpecModel):
     claim_name: DnsLabel = Field(description="Existing PersistentVolumeClaim holding the weights.")
-    manifest_sha256: str | None = Field(
-        default=None,
-        pattern=r"^(sha256:)?[0-9a-f]{64}$",
-        description="sha256 of the weights manifest SHA256SUMS that `sovstack weights manifest` printed "
-        "(64 lowercase hex digits, `sha256:` allowed): the pod verifies every file against it before vLLM "
-        "starts and fails on any mismatch. Omitted: unverified weights, which profiles with "
-        "requirePinnedWeights (fr-sovereign, se-sovereign, airgapped) refuse. All zeros is a placeholder.",
-    )
+    manifest_sha256: ManifestSha256 = None
 
 
 class WeightsSpec(SpecModel):
