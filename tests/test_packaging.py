@@ -7,37 +7,19 @@ program from there needs the dependencies from PyPI: tests/e2e/test_installed_pa
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.wheel import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=out,
-    )
-    (built,) = out.glob("sovstack-*.whl")
+    built = build_wheel(tmp_path_factory.mktemp("wheel"))
     return zipfile.ZipFile(built)
 
 

@@ -24,6 +24,7 @@ from sovstack.infra.pipeline import load_stack
 from tests.e2e.conftest import StackFactory
 from tests.e2e.harness import KUBECONFIG_KEY, ROOT
 from tests.e2e.test_stacks import e2e_customer
+from tests.wheel import build_wheel
 
 EXAMPLES = ("industrial-eu", "gov-fr", "research-se", "airgap-onprem")
 
@@ -49,24 +50,8 @@ class Installed:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     root = tmp_path_factory.mktemp("installed")
     wheels = root / "wheels"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(wheels),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=root,
-    )
-    (wheel,) = wheels.glob("sovstack-*.whl")
+    wheels.mkdir()
+    wheel = build_wheel(wheels)
     prefix = root / "venv"
     venv.EnvBuilder(with_pip=True).create(prefix)
     installing = subprocess.run(
