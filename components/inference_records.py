@@ -165,41 +165,67 @@ def load_records(lines: Iterable[str]) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------ content capture
-def canonical_bytes(value: Any) -> bytes:
-    """The bytes a content digest covers: a string's UTF-8; any other JSON value serialized with sorted
-    keys, no whitespace and non-ASCII characters kept, so anyone holding the content can recompute it."""
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+#: The Envoy Lua filter that reads request and response bodies as they stream through the gateway and
+#: writes the content digests (and, under `full`, the text) and the token counts into dynamic metadata
+#: (namespace CONTENT_NAMESPACE), where the access log reads them. Attached to every sovstack Gateway by an
+#: EnvoyExtensionPolicy (components/builders/platform.py); tested under LuaJIT and Lua 5.1.
+CONTENT_CAPTURE_SCRIPT = Path(__file__).resolve().parent / "lua" / "content_capture.lua"
+CONTENT_NAMESPACE = "sovstack.content"
+#: Under `full`, a body's text is kept up to this many bytes (the script's FULL_TEXT_MAX); a longer body,
+#: or one that is not UTF-8, is recorded as a digest and the record says `capture: digest`.
+FULL_TEXT_MAX_BYTES = 1048576
 
 
-def content_digest(value: Any) -> str:
-    """sha256 (lowercase hex) of `canonical_bytes(value)`."""
-    return hashlib.sha256(canonical_bytes(value)).hexdigest()
+@cache
+def content_capture_script() -> str:
+    """The content-capture Lua filter's source, as the EnvoyExtensionPolicy carries it inline."""
+    return CONTENT_CAPTURE_SCRIPT.read_text(encoding="utf-8")
 
 
-def content_field(value: Any, policy: Capture) -> dict[str, Any] | None:
-    """The `prompt` or `output` value under `policy`: its digest (and, for `full`, its text); None when
-    there is no content. Raises ValueError for `none`, under which the field is left out altogether."""
+def _body_bytes(body: bytes | str) -> bytes:
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def content_field(body: bytes | str | None, policy: Capture) -> dict[str, Any] | None:
+    """The `prompt` or `output` value under `policy`, as the content-capture filter writes it: the sha256
+    and length of the body's bytes exactly as they crossed the gateway (a request body as received, a
+    response body as sent, a stream's bytes in order), and under `full` the body as text. None for no
+    body. Raises ValueError for `none`, under which the field is left out altogether."""
     if policy not in CAPTURE_POLICIES:
         raise ValueError(f"capture: {policy!r} is not one of {', '.join(CAPTURE_POLICIES)}")
     if policy == "none":
         raise ValueError("capture: 'none' records carry no prompt or output field")
-    if value is None:
+    if body is None or len(body) == 0:
         return None
-    data = canonical_bytes(value)
+    data = _body_bytes(body)
     field: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     if policy == "full":
         field["text"] = data.decode("utf-8")
     return field
 
 
-def capture_fields(policy: Capture, prompt: Any, output: Any) -> dict[str, Any]:
-    """`capture`, `prompt` and `output` of a record under `policy` (`none` leaves both out)."""
+def _text_kept(body: bytes | str | None) -> bool:
+    if body is None:
+        return True
+    data = _body_bytes(body)
+    if len(data) > FULL_TEXT_MAX_BYTES:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def capture_fields(policy: Capture, prompt: bytes | str | None, output: bytes | str | None) -> dict[str, Any]:
+    """`capture`, `prompt` and `output` of a record under `policy` (`none` leaves both out). Under `full`,
+    a body over FULL_TEXT_MAX_BYTES or not UTF-8 makes the record a `digest` one: text for both or neither."""
     if policy not in CAPTURE_POLICIES:
         raise ValueError(f"capture: {policy!r} is not one of {', '.join(CAPTURE_POLICIES)}")
     if policy == "none":
         return {"capture": "none"}
+    if policy == "full" and not (_text_kept(prompt) and _text_kept(output)):
+        policy = "digest"
     return {
         "capture": policy,
         "prompt": content_field(prompt, policy),
@@ -207,21 +233,24 @@ def capture_fields(policy: Capture, prompt: Any, output: Any) -> dict[str, Any]:
     }
 
 
-def prompt_content(request_body: Mapping[str, Any]) -> Any:
-    """What a request's `prompt` digest covers: `messages` (chat), `prompt` (completions) or `input`."""
-    for key in ("messages", "prompt", "input"):
-        if key in request_body:
-            return request_body[key]
-    return None
+#: What the content-capture filter counts in a response body: the last value of each key wins (a stream
+#: with `stream_options.include_usage` carries the totals in its last chunk).
+USAGE_KEYS = {"input_tokens": "prompt_tokens", "output_tokens": "completion_tokens"}
 
 
-def output_content(response_body: Mapping[str, Any]) -> Any:
-    """What a response's `output` digest covers: its `choices` (for a stream, as assembled)."""
-    return response_body.get("choices")
+def usage_tokens(response_body: bytes | str) -> dict[str, int | None]:
+    """The token counts the content-capture filter reads from a response body: the last
+    `"prompt_tokens": N` and `"completion_tokens": N` in it (JSON, or a stream's server-sent events)."""
+    text = _body_bytes(response_body).decode("utf-8", errors="replace")
+    counts: dict[str, int | None] = {}
+    for field, key in USAGE_KEYS.items():
+        found = re.findall(rf'"{key}"\s*:\s*([0-9]+)', text)
+        counts[field] = int(found[-1]) if found else None
+    return counts
 
 
 # --------------------------------------------------------------------------- from access log to record
-Producer = Literal["envoy-gateway", "envoy-ai-gateway", "fluent-bit", "content-capture"]
+Producer = Literal["envoy-gateway", "fluent-bit", "content-capture"]
 
 
 @dataclass(frozen=True)
@@ -239,8 +268,9 @@ class AccessLogField:
 #: record order. The JWT claims arrive as request headers that Envoy Gateway's SecurityPolicy sets with
 #: `claimToHeaders`; the gateway strips the same headers from client requests first (ClientTrafficPolicy
 #: `headers.earlyRequestHeaders.remove`, see docs/records.md). The model and its weights digest are the
-#: headers the model's HTTPRoute sets. The token counts need Envoy AI Gateway, which sovstack does not
-#: install yet: without it Envoy writes null for them.
+#: headers the model's HTTPRoute sets. The content digests, the policy applied and the token counts are the
+#: dynamic metadata the content-capture Lua filter writes (CONTENT_NAMESPACE); Envoy writes null for what
+#: it did not set (a request no route matched never reaches the filter).
 ACCESS_LOG_FIELDS: tuple[AccessLogField, ...] = (
     AccessLogField("start_time", "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)%", "time", "envoy-gateway"),
     AccessLogField("x-request-id", "%REQ(X-REQUEST-ID)%", "request_id", "envoy-gateway"),
@@ -258,18 +288,27 @@ ACCESS_LOG_FIELDS: tuple[AccessLogField, ...] = (
     AccessLogField("response_code", "%RESPONSE_CODE%", "status", "envoy-gateway"),
     AccessLogField("duration", "%DURATION%", "latency_ms", "envoy-gateway"),
     AccessLogField(
-        "gen_ai.usage.input_tokens",
-        "%DYNAMIC_METADATA(io.envoy.ai_gateway:llm_input_token)%",
+        "sovstack.input_tokens",
+        f"%DYNAMIC_METADATA({CONTENT_NAMESPACE}:input_tokens)%",
         "input_tokens",
-        "envoy-ai-gateway",
+        "content-capture",
     ),
     AccessLogField(
-        "gen_ai.usage.output_tokens",
-        "%DYNAMIC_METADATA(io.envoy.ai_gateway:llm_output_token)%",
+        "sovstack.output_tokens",
+        f"%DYNAMIC_METADATA({CONTENT_NAMESPACE}:output_tokens)%",
         "output_tokens",
-        "envoy-ai-gateway",
+        "content-capture",
     ),
     AccessLogField("upstream_host", "%UPSTREAM_HOST%", "upstream_host", "envoy-gateway"),
+    AccessLogField(
+        "sovstack.capture", f"%DYNAMIC_METADATA({CONTENT_NAMESPACE}:capture)%", "capture", "content-capture"
+    ),
+    AccessLogField(
+        "sovstack.prompt", f"%DYNAMIC_METADATA({CONTENT_NAMESPACE}:prompt)%", "prompt", "content-capture"
+    ),
+    AccessLogField(
+        "sovstack.output", f"%DYNAMIC_METADATA({CONTENT_NAMESPACE}:output)%", "output", "content-capture"
+    ),
 )
 
 #: The request headers Envoy Gateway's JWT authentication writes (SecurityPolicy
@@ -289,10 +328,11 @@ SHIPPER_FIELDS: dict[str, str] = {
     "record_version": f"Fluent Bit modify filter `add`: the constant {RECORD_VERSION!r}",
     "customer": "Fluent Bit modify filter `add`: the AuditSink's customer",
     "region": "Fluent Bit modify filter `add`: the AuditSink's region",
-    "capture": "the content-capture stage; the Fluent Bit modify filter sets 'none' where none runs",
-    "prompt": "the content-capture stage (reads the request body)",
-    "output": "the content-capture stage (reads the response body)",
 }
+
+#: Fluent Bit `modify` condition: a record whose `capture` is not a policy that keeps content (`none`, or
+#: null where the content-capture filter never ran) says `capture: none` and loses `prompt` and `output`.
+CAPTURE_KEEPS_CONTENT = "^(digest|full)$"
 
 _INTEGER_FIELDS = frozenset({"status", "latency_ms", "input_tokens", "output_tokens"})
 
@@ -324,13 +364,12 @@ def record_from_access_log(
     *,
     customer: str,
     region: str,
-    capture: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record one access-log entry becomes: the reference for what the Fluent Bit shipper does.
 
     Keys are renamed by `access_log_mapping()`, absent values become null, numbers written as strings
-    become integers, and the shipper's fields are added. `capture` is the content-capture stage's
-    `capture_fields(...)` for this request; without one the record says `capture: none`.
+    become integers, and the shipper's fields are added. A `capture` other than digest or full (none, or
+    null where the content-capture filter did not run) becomes `none`, without `prompt` and `output`.
     """
     record: dict[str, Any] = {"record_version": RECORD_VERSION}
     for item in ACCESS_LOG_FIELDS:
@@ -341,7 +380,10 @@ def record_from_access_log(
         if item.field == "upstream_host" and value is None:
             continue  # optional: left out rather than null
         record[item.field] = value
-    record.update(dict(capture) if capture is not None else {"capture": "none"})
+    if not (isinstance(record.get("capture"), str) and re.match(CAPTURE_KEEPS_CONTENT, record["capture"])):
+        record["capture"] = "none"
+        record.pop("prompt", None)
+        record.pop("output", None)
     record["customer"] = customer
     record["region"] = region
     return {key: record[key] for key in record_fields() if key in record}

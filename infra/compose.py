@@ -191,6 +191,7 @@ def platform_args(spec: CustomerSpec) -> PlatformArgs:
         jwks_cidrs=jwks_cidrs,
         rate_limit_redis=redis,
         gateway_access_log=spec.audit.inference_records.enabled,
+        content_capture=spec.audit.inference_records.capture,
     )
 
 
@@ -563,7 +564,11 @@ class Composition:
         if not self.spec.audit.inference_records.enabled:
             return None
         gateways = sorted({g.namespace for g in self.platform.gateways})
-        return InferenceRecordsArgs(gateway_namespaces=gateways) if gateways else None
+        if not gateways:
+            return None
+        return InferenceRecordsArgs(
+            gateway_namespaces=gateways, capture=self.spec.audit.inference_records.capture
+        )
 
     @cached_property
     def observability(self) -> ObservabilityArgs | None:

@@ -439,8 +439,8 @@ class InferenceRecordsSpec(SpecModel):
     capture: Literal["none", "digest", "full"] = Field(
         default="digest",
         description="Prompt and output content policy: none, digest (sha256 only, the default) or full "
-        "(the text too; refused unless the audit bucket is write-once and in the cluster's region). No "
-        "content-capture stage exists yet, so records carry `capture: none` whatever is chosen.",
+        "(the text too; refused unless the audit bucket is write-once and in the cluster's region). Applied "
+        "at the gateway by the content-capture Lua filter (docs/records.md).",
     )
 
 

@@ -23,6 +23,7 @@ CUSTOM_KINDS = frozenset(
         "CiliumNetworkPolicy",
         "ClientTrafficPolicy",
         "ClusterSecretStore",
+        "EnvoyExtensionPolicy",
         "EnvoyProxy",
         "ExternalSecret",
         "Gateway",

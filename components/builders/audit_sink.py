@@ -21,7 +21,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sovstack.components.inference_records import (
+    CAPTURE_KEEPS_CONTENT,
+    DEFAULT_CAPTURE,
     RECORD_VERSION,
+    Capture,
     access_log_mapping,
     fluent_bit_s3_key_format,
 )
@@ -105,6 +108,11 @@ class InferenceRecordsArgs(BaseModel):
     )
     shipper: str = Field(
         default="gateway", description="DNS label naming the shipper in each record object's key."
+    )
+    capture: Capture = Field(
+        default=DEFAULT_CAPTURE,
+        description="The gateways' content capture policy. Under `full` a record holds up to two bodies of "
+        "1 MiB each, so the tail reads lines up to 8 MiB (1 MiB otherwise).",
     )
 
 
@@ -337,7 +345,8 @@ def _records_pipeline(args: AuditSinkArgs) -> tuple[dict[str, Any], list[dict[st
         "db.locking": "true",
         "read_from_head": "true",
         "mem_buf_limit": "50M",
-        "buffer_max_size": "1M",
+        # A line longer than this is skipped: it must hold the longest record the gateway can write.
+        "buffer_max_size": "8M" if args.inference_records.capture == "full" else "1M",
         "skip_long_lines": "on",
         "storage.type": "filesystem",
     }
@@ -357,13 +366,23 @@ def _records_pipeline(args: AuditSinkArgs) -> tuple[dict[str, Any], list[dict[st
             "name": "modify",
             "match": match,
             "rename": [f"{key} {field}" for key, field in access_log_mapping().items() if key != field],
-            # Static fields; `capture` stays none until a content-capture stage exists (docs/records.md).
+            # Static fields (`capture` only where the access log had no such key at all).
             "add": [
                 f"record_version {RECORD_VERSION}",
                 "capture none",
                 f"customer {args.customer}",
                 f"region {args.region}",
             ],
+        },
+        # A request the content-capture filter did not see (no route matched: `capture` null) or saw under
+        # `none` keeps no content: it says `capture: none`, without `prompt` and `output`. A null value
+        # exists as a key and matches no regex (Fluent Bit filter_modify), so the condition holds for it.
+        {
+            "name": "modify",
+            "match": match,
+            "condition": [f"Key_value_does_not_match capture {CAPTURE_KEEPS_CONTENT}"],
+            "set": ["capture none"],
+            "remove": ["prompt", "output"],
         },
     ]
     return tail, filters

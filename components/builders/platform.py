@@ -20,7 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sovstack.components.builders.gpu_cluster import operator_chart_for, operator_image_registries
 from sovstack.components.builders.gpu_cluster_args import Backend, GpuOperatorOptions, load_cluster_facts
-from sovstack.components.inference_records import STRIPPED_REQUEST_HEADERS, envoy_access_log_format
+from sovstack.components.inference_records import (
+    DEFAULT_CAPTURE,
+    STRIPPED_REQUEST_HEADERS,
+    Capture,
+    content_capture_script,
+    envoy_access_log_format,
+)
 from sovstack.components.kube import (
     Manifest,
     dns_name,
@@ -215,6 +221,11 @@ class PlatformArgs(_Args):
         description="Give each Gateway an EnvoyProxy writing the JSON access log inference records are made "
         "of (components/inference_records.py), and a ClientTrafficPolicy stripping the headers a record "
         "trusts from client requests. Default off.",
+    )
+    content_capture: Capture = Field(
+        default=DEFAULT_CAPTURE,
+        description="With gateway_access_log: the content policy the Gateways' content-capture Lua filter "
+        "applies (none, digest, full); the filter also counts tokens, whatever the policy.",
     )
     dns_namespace: str = Field(default="kube-system", description="Namespace of the cluster DNS.")
     dns_pod_labels: dict[str, str] = Field(
@@ -602,8 +613,11 @@ def _gateway(args: PlatformArgs, gateway: GatewayArgs) -> Manifest:
 def gateway_record_objects(args: PlatformArgs, gateway: GatewayArgs) -> list[Manifest]:
     """What makes a Gateway's Envoy write inference records: an EnvoyProxy (the Gateway's
     `infrastructure.parametersRef`; Envoy Gateway v1.9 api/v1alpha1 `ProxyAccessLog`) with a JSON access log
-    to stdout, and a ClientTrafficPolicy removing, before anything reads them, the request headers the
-    record trusts (`headers.earlyRequestHeaders.remove`): a client cannot name its own subject or model."""
+    to stdout; a ClientTrafficPolicy removing, before anything reads them, the request headers the
+    record trusts (`headers.earlyRequestHeaders.remove`): a client cannot name its own subject or model;
+    and an EnvoyExtensionPolicy running the content-capture Lua filter on every route of the Gateway
+    (api/v1alpha1 `Lua`: the script inline, the policy as its filter context), which writes the body
+    digests and token counts the access log reads."""
     meta = {"name": gateway.name, "namespace": gateway.namespace, "labels": _labels(args, gateway.name)}
     access_log = {
         # No `type`: every route, and the listener when no route matched (404s are recorded too).
@@ -630,6 +644,23 @@ def gateway_record_objects(args: PlatformArgs, gateway: GatewayArgs) -> list[Man
                     {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway.name}
                 ],
                 "headers": {"earlyRequestHeaders": {"remove": list(STRIPPED_REQUEST_HEADERS)}},
+            },
+        },
+        {
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "EnvoyExtensionPolicy",
+            "metadata": {**meta, "name": f"{gateway.name}-content-capture"},
+            "spec": {
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway.name}
+                ],
+                "lua": [
+                    {
+                        "type": "Inline",
+                        "inline": content_capture_script(),
+                        "filterContext": {"capture": args.content_capture},
+                    }
+                ],
             },
         },
     ]

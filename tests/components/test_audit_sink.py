@@ -495,8 +495,8 @@ def test_retention_below_minimum_registers_nothing(mocks: Recorder) -> pulumi.Ou
 # --- inference records ----------------------------------------------------------------------------------
 RECORDS = {"gateway_namespaces": ["gateway", "partners-gateway"]}
 PIN = "sha256:" + "ab" * 32
-#: One line as the gateway's Envoy writes it with envoy_access_log_format(): typed values, null for what
-#: it does not have (no AI Gateway: no token counts).
+#: One line as the gateway's Envoy writes it with envoy_access_log_format(): typed values (dynamic metadata
+#: numbers as JSON floats), null for what it does not have.
 ENVOY_ACCESS_LOG_LINE = json.dumps(
     {
         "start_time": "2026-03-05T10:00:00.123Z",
@@ -510,11 +510,25 @@ ENVOY_ACCESS_LOG_LINE = json.dumps(
         "route_name": "httproute/acme-serving/acme-mistral-small/rule/0/match/0/api_acme_example",
         "response_code": 200,
         "duration": 1834,
-        "gen_ai.usage.input_tokens": None,
-        "gen_ai.usage.output_tokens": None,
+        "sovstack.input_tokens": 21.0,
+        "sovstack.output_tokens": 318.0,
         "upstream_host": "10.2.0.14:8000",
+        "sovstack.capture": "digest",
+        "sovstack.prompt": {"sha256": "9f" * 32, "bytes": 412.0},
+        "sovstack.output": {"sha256": "0c" * 32, "bytes": 1731.0},
     }
 )
+
+
+def _condition_holds(record: dict[str, Any], condition: str) -> bool:
+    """Fluent Bit filter_modify's `Key_value_does_not_match KEY REGEX`: the key exists (a null value
+    counts) and its value is not a string matching REGEX (a null matches no regex)."""
+    kind, key, pattern = condition.split(" ", 2)
+    assert kind == "Key_value_does_not_match", condition
+    if key not in record:
+        return False
+    value = record[key]
+    return not (isinstance(value, str) and re.search(pattern, value))
 
 
 def _run_records_pipeline(config: dict[str, Any], log: str) -> dict[str, Any] | None:
@@ -534,13 +548,20 @@ def _run_records_pipeline(config: dict[str, Any], log: str) -> dict[str, Any] | 
             if not isinstance(record.get(key), str) or not re.search(pattern, record[key]):
                 return None
         elif step["name"] == "modify":
-            for rule in step["rename"]:
+            if not all(_condition_holds(record, condition) for condition in step.get("condition", [])):
+                continue
+            for rule in step.get("rename", []):
                 old, new = rule.split(" ", 1)
-                if old in record:
+                if old in record and new not in record:
                     record[new] = record.pop(old)
-            for rule in step["add"]:
+            for rule in step.get("add", []):
                 key, value = rule.split(" ", 1)
                 record.setdefault(key, value)
+            for rule in step.get("set", []):
+                key, value = rule.split(" ", 1)
+                record[key] = value
+            for key in step.get("remove", []):
+                record.pop(key, None)
         else:
             raise AssertionError(f"unexpected records filter {step['name']}")
     return record
@@ -560,7 +581,29 @@ def test_records_pipeline_turns_an_access_log_line_into_a_valid_record() -> None
         "mistral-small-3.1",
         PIN,
     )
-    assert (record["input_tokens"], record["output_tokens"], record["capture"]) == (None, None, "none")
+    assert (record["input_tokens"], record["output_tokens"], record["capture"]) == (21, 318, "digest")
+    assert record["prompt"] == {"sha256": "9f" * 32, "bytes": 412}
+
+
+@pytest.mark.parametrize("capture", [None, "none"])
+def test_records_the_content_filter_did_not_fill_say_none_and_carry_no_content(capture: str | None) -> None:
+    config = yaml.safe_load(build_fluent_bit_config(make_args(inference_records=RECORDS), "logs"))
+    line = json.loads(ENVOY_ACCESS_LOG_LINE)
+    line.update({"sovstack.capture": capture, "sovstack.prompt": None, "sovstack.output": None})
+    record = _run_records_pipeline(config, json.dumps(line))
+    assert record is not None
+    assert records.record_errors(record) == []
+    assert record["capture"] == "none" and "prompt" not in record and "output" not in record
+    assert record == records.record_from_access_log(line, customer="acme", region="scw-fr-par")
+
+
+def test_full_capture_reads_lines_long_enough_for_two_full_bodies() -> None:
+    def tail(capture: str) -> dict[str, Any]:
+        args = make_args(inference_records={**RECORDS, "capture": capture})
+        return yaml.safe_load(build_fluent_bit_config(args, "logs"))["pipeline"]["inputs"][-1]
+
+    assert (tail("full")["buffer_max_size"], tail("digest")["buffer_max_size"]) == ("8M", "1M")
+    assert 2 * records.FULL_TEXT_MAX_BYTES * 3 < 8 * 1024 * 1024  # even if escaping tripled each body
 
 
 def test_records_pipeline_drops_envoys_own_diagnostics() -> None:

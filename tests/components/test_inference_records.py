@@ -84,7 +84,7 @@ def test_a_none_record_leaves_out_prompt_and_output() -> None:
 
 
 def test_a_full_record_carries_text_matching_its_digest() -> None:
-    record = base_record(**records.capture_fields("full", "Bonjour", {"role": "assistant"}))
+    record = base_record(**records.capture_fields("full", "Bonjour", '{"role":"assistant"}'))
     assert record["prompt"] == {
         "sha256": hashlib.sha256(b"Bonjour").hexdigest(),
         "bytes": 7,
@@ -228,27 +228,30 @@ def test_any_record_shaped_value_gives_errors_never_a_crash(changes: dict[str, A
 
 
 # --- content digests per policy ---------------------------------------------------------------------------
+CHAT_REQUEST = (
+    '{"model":"m","messages":[{"role":"user","content":"Grüß Gott, my tax number is 12 345 678 901"}]}'
+)
 
 
-def test_digest_of_a_string_is_the_sha256_of_its_utf8() -> None:
-    assert records.content_digest("Grüß Gott") == hashlib.sha256("Grüß Gott".encode()).hexdigest()
-
-
-def test_digest_of_structured_content_ignores_key_order_and_whitespace() -> None:
-    a = [{"role": "user", "content": "Bonjour, ça va ?"}]
-    b = [{"content": "Bonjour, ça va ?", "role": "user"}]
-    assert records.canonical_bytes(a) == '[{"content":"Bonjour, ça va ?","role":"user"}]'.encode()
-    assert records.content_digest(a) == records.content_digest(b)
+def test_digest_covers_the_body_bytes_as_they_crossed_the_gateway() -> None:
+    field = records.content_field(CHAT_REQUEST, "digest")
+    data = CHAT_REQUEST.encode()
+    assert field == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    # Not a canonical form: the same JSON spaced differently is another body, another digest.
+    assert records.content_field(CHAT_REQUEST.replace(",", ", "), "digest") != field
+    assert records.content_field(b"\xff\x00", "digest") == {
+        "sha256": hashlib.sha256(b"\xff\x00").hexdigest(),
+        "bytes": 2,
+    }
 
 
 def test_digest_policy_keeps_no_text() -> None:
-    messages = [{"role": "user", "content": "my tax number is 12 345 678 901"}]
-    fields = records.capture_fields("digest", messages, None)
+    fields = records.capture_fields("digest", CHAT_REQUEST, None)
     assert fields == {
         "capture": "digest",
         "prompt": {
-            "sha256": records.content_digest(messages),
-            "bytes": len(records.canonical_bytes(messages)),
+            "sha256": hashlib.sha256(CHAT_REQUEST.encode()).hexdigest(),
+            "bytes": len(CHAT_REQUEST.encode()),
         },
         "output": None,
     }
@@ -257,12 +260,20 @@ def test_digest_policy_keeps_no_text() -> None:
     assert "12 345" not in json.dumps(record)
 
 
-def test_full_policy_keeps_the_canonical_text() -> None:
-    choices = [{"index": 0, "message": {"role": "assistant", "content": "Oui."}}]
-    field = records.content_field(choices, "full")
+def test_full_policy_keeps_the_text() -> None:
+    field = records.content_field('{"choices":[{"text":"Oui."}]}', "full")
     assert field is not None
-    assert field["text"] == records.canonical_bytes(choices).decode()
+    assert field["text"] == '{"choices":[{"text":"Oui."}]}'
     assert hashlib.sha256(field["text"].encode()).hexdigest() == field["sha256"]
+
+
+def test_full_policy_falls_back_to_digest_for_long_or_binary_bodies() -> None:
+    big = "x" * (records.FULL_TEXT_MAX_BYTES + 1)
+    assert records.capture_fields("full", "hi", big)["capture"] == "digest"
+    assert "text" not in records.capture_fields("full", "hi", big)["prompt"]
+    assert records.capture_fields("full", b"\xff", "ok")["capture"] == "digest"
+    exact = "x" * records.FULL_TEXT_MAX_BYTES
+    assert records.capture_fields("full", exact, None)["prompt"]["text"] == exact
 
 
 def test_none_policy_has_no_content_fields() -> None:
@@ -271,20 +282,27 @@ def test_none_policy_has_no_content_fields() -> None:
         records.content_field("hello", "none")
     with pytest.raises(ValueError, match=r"^capture: 'some' is not one of none, digest, full$"):
         records.capture_fields("some", "a", "b")  # type: ignore[arg-type]
+    assert records.content_field(b"", "digest") is None
 
 
 def test_default_policy_is_digest() -> None:
     assert records.DEFAULT_CAPTURE == "digest"
 
 
-def test_what_the_digests_cover() -> None:
-    assert records.prompt_content({"model": "m", "messages": [{"role": "user", "content": "hi"}]}) == [
-        {"role": "user", "content": "hi"}
-    ]
-    assert records.prompt_content({"model": "m", "prompt": "hi"}) == "hi"
-    assert records.prompt_content({"model": "m", "input": ["a", "b"]}) == ["a", "b"]
-    assert records.prompt_content({"model": "m"}) is None
-    assert records.output_content({"choices": [{"text": "x"}], "usage": {}}) == [{"text": "x"}]
+def test_usage_tokens_takes_the_last_counts_in_the_body() -> None:
+    body = '{"choices":[],"usage":{"prompt_tokens":12,"total_tokens":357,"completion_tokens":345}}'
+    assert records.usage_tokens(body) == {"input_tokens": 12, "output_tokens": 345}
+    stream = (
+        'data: {"choices":[{"delta":{"content":"\\"prompt_tokens\\": 9"}}],"usage":null}\n\n'
+        'data: {"choices":[],"usage":{"prompt_tokens": 7,"completion_tokens": 3}}\n\n'
+        "data: [DONE]\n\n"
+    )
+    assert records.usage_tokens(stream) == {"input_tokens": 7, "output_tokens": 3}
+    assert records.usage_tokens('{"data":[],"usage":{"prompt_tokens":4,"total_tokens":4}}') == {
+        "input_tokens": 4,
+        "output_tokens": None,
+    }
+    assert records.usage_tokens("") == {"input_tokens": None, "output_tokens": None}
 
 
 # --- the access-log mapping -------------------------------------------------------------------------------
@@ -310,7 +328,10 @@ def test_the_mapping_agrees_with_the_schemas_producers() -> None:
 def test_envoy_format_and_mapping_share_their_keys() -> None:
     assert list(records.envoy_access_log_format()) == list(records.access_log_mapping())
     assert records.envoy_access_log_format()["jwt.sub"] == "%REQ(X-SOVSTACK-JWT-SUB)%"
-    assert records.access_log_mapping()["gen_ai.usage.input_tokens"] == "input_tokens"
+    assert records.access_log_mapping()["sovstack.input_tokens"] == "input_tokens"
+    assert (
+        records.envoy_access_log_format()["sovstack.prompt"] == "%DYNAMIC_METADATA(sovstack.content:prompt)%"
+    )
     for operator in records.envoy_access_log_format().values():
         assert operator.startswith("%") and operator.endswith("%")
     headers = {h.upper() for h in records.CLAIM_HEADERS.values()}
@@ -333,20 +354,19 @@ ENVOY_LINE = {
     "route_name": "httproute/acme-serving/acme-mistral-small/rule/0/match/0/llm_acme_example",
     "response_code": 200,
     "duration": 1834,
-    "gen_ai.usage.input_tokens": "42",
-    "gen_ai.usage.output_tokens": 318.0,
+    "sovstack.input_tokens": "42",
+    "sovstack.output_tokens": 318.0,
     "upstream_host": "10.2.0.14:8000",
+    "sovstack.capture": "digest",
+    "sovstack.prompt": {"sha256": hashlib.sha256(b"hi").hexdigest(), "bytes": 2.0},
+    "sovstack.output": None,
 }
 
 
 def test_an_access_log_line_becomes_a_valid_record() -> None:
-    record = records.record_from_access_log(
-        ENVOY_LINE,
-        customer="acme",
-        region="scw-fr-par",
-        capture=records.capture_fields("digest", "hi", None),
-    )
+    record = records.record_from_access_log(ENVOY_LINE, customer="acme", region="scw-fr-par")
     assert errors(record) == []
+    assert (record["capture"], record["prompt"]["bytes"], record["output"]) == ("digest", 2, None)
     assert list(record) == [f for f in records.record_fields() if f in record]
     assert (record["input_tokens"], record["output_tokens"], record["weights_digest"]) == (42, 318, DIGEST)
     assert record["upstream_host"] == "10.2.0.14:8000"
@@ -363,14 +383,19 @@ def test_a_refused_request_line_becomes_a_valid_record_with_nulls() -> None:
             "sovstack.weights_sha256": None,
             "route_name": "-",
             "response_code": 401,
-            "gen_ai.usage.input_tokens": "-",
-            "gen_ai.usage.output_tokens": None,
+            "sovstack.input_tokens": "-",
+            "sovstack.output_tokens": None,
             "upstream_host": "-",
+            # No route matched: the content-capture filter never ran.
+            "sovstack.capture": None,
+            "sovstack.prompt": None,
+            "sovstack.output": None,
         }
     )
     record = records.record_from_access_log(line, customer="acme", region="scw-fr-par")
     assert errors(record) == []
     assert record["capture"] == "none"
+    assert "prompt" not in record and "output" not in record
     assert "upstream_host" not in record
     assert [record[f] for f in ("issuer", "subject", "client_id", "model", "weights_digest")] == [None] * 5
 

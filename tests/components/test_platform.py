@@ -299,7 +299,7 @@ def test_releases_wait_for_their_namespace_and_custom_objects_for_their_release(
 
 # ---------------------------------------------------------------------------------- inference records
 def test_gateways_write_the_records_access_log_and_strip_the_headers_a_record_trusts() -> None:
-    from sovstack.components.inference_records import envoy_access_log_format
+    from sovstack.components.inference_records import CONTENT_CAPTURE_SCRIPT, envoy_access_log_format
 
     description = describe_platform(make(gateways=[GATEWAY], gateway_access_log=True))
     objects = {(o["kind"], o["metadata"]["name"]): o for o in description.kubernetes_objects}
@@ -339,15 +339,31 @@ def test_gateways_write_the_records_access_log_and_strip_the_headers_a_record_tr
             }
         },
     }
-    # Both kinds come with Envoy Gateway's chart: they wait for its release.
+    # Every request through the Gateway passes the content-capture filter, with the stack's policy.
+    capture = objects[("EnvoyExtensionPolicy", "public-content-capture")]
+    assert capture["metadata"]["namespace"] == "gateway"
+    assert capture["spec"] == {
+        "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}],
+        "lua": [
+            {
+                "type": "Inline",
+                "inline": CONTENT_CAPTURE_SCRIPT.read_text(encoding="utf-8"),
+                "filterContext": {"capture": "digest"},
+            }
+        ],
+    }
+    full = describe_platform(make(gateways=[GATEWAY], gateway_access_log=True, content_capture="full"))
+    (lua,) = next(o for o in full.kubernetes_objects if o["kind"] == "EnvoyExtensionPolicy")["spec"]["lua"]
+    assert lua["filterContext"] == {"capture": "full"}
+    # The kinds come with Envoy Gateway's chart: they wait for its release.
     assert description.defined_by["gateway/public"] == "envoy-gateway"
     kinds = {c["kind"] for c in platform_facts()["envoy-gateway"].model_dump(by_alias=True)["crds"]}
-    assert {"EnvoyProxy", "ClientTrafficPolicy"} <= kinds
+    assert {"EnvoyProxy", "ClientTrafficPolicy", "EnvoyExtensionPolicy"} <= kinds
 
 
 def test_without_records_a_gateway_has_no_proxy_parameters() -> None:
     description = describe_platform(make(gateways=[GATEWAY]))
     kinds = sorted({o["kind"] for o in description.kubernetes_objects})
-    assert "EnvoyProxy" not in kinds and "ClientTrafficPolicy" not in kinds
+    assert not {"EnvoyProxy", "ClientTrafficPolicy", "EnvoyExtensionPolicy"} & set(kinds)
     gateway = next(o for o in description.kubernetes_objects if o["kind"] == "Gateway")
     assert "infrastructure" not in gateway["spec"]
