@@ -23,6 +23,7 @@ from typing import Any
 
 from sovstack.components.catalog import DATA_DIR as CATALOG_DIR
 from sovstack.components.catalog import load_catalog, provider_for_backend
+from sovstack.components.inference_records import RECORDS_PREFIX, SCHEMA_ID
 from sovstack.components.licences import get_licence
 from sovstack.components.residency import Finding, load_location_free, public_addresses
 from sovstack.infra import defaults
@@ -318,6 +319,7 @@ def build_report(
             ],
             "endpoints": endpoints,
             "identityIssuer": spec.identity.issuer_url,
+            "inferenceRecords": _inference_records(spec, composition),
             # Each model's pinned weights manifest (sovstack weights manifest); all zeros is a placeholder.
             "weights": [
                 {
@@ -345,6 +347,33 @@ def build_report(
             # Argo CD Applications are always rendered beside the manifests (argocd/).
             "uncheckedKinds": sorted(unchecked | {"Application"}),
         },
+    }
+
+
+def _inference_records(spec: Any, composition: Composition) -> dict[str, Any]:
+    """What the stack records of each request to its models, and where (docs/records.md)."""
+    wanted = spec.audit.inference_records
+    try:
+        shipped = composition.inference_records
+    except ValueError:  # the components refused the stack: say so rather than guess
+        return {"status": "unknown: the components refused the stack", "schema": SCHEMA_ID}
+    if shipped is None:
+        status = (
+            "off (audit.inferenceRecords.enabled: false)"
+            if not wanted.enabled
+            else ("none: no model has a route, so no request passes a sovstack Gateway")
+        )
+    else:
+        status = "recorded"
+    return {
+        "status": status,
+        "capture": shipped.capture if shipped else None,
+        "schema": SCHEMA_ID,
+        "location": f"{spec.audit.bucket}/{RECORDS_PREFIX}" if shipped else None,
+        "gatewayNamespaces": list(shipped.gateway_namespaces) if shipped else [],
+        "recordedModels": sorted(m.name for m in spec.models if m.route) if shipped else [],
+        # Reached another way (no route, or an operator's own gateway): no record is made for them.
+        "unrecordedModels": sorted(m.name for m in spec.models if not (shipped and m.route)),
     }
 
 

@@ -345,3 +345,21 @@ def test_render_refuses_manifests_that_fail_their_schema(
         f"{path}: manifests fail their schema; nothing rendered",
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_report_says_what_is_recorded_of_each_request_and_where() -> None:
+    recorded = report_of("gov-fr")["inventory"]["inferenceRecords"]
+    assert recorded == {
+        "status": "recorded",
+        "capture": "digest",
+        "schema": "https://sovstack.eu/schemas/inference-record/v1.json",
+        "location": "gov-fr-audit/records/v1/",
+        "gatewayNamespaces": ["gateway"],
+        "recordedModels": ["mistral-7b", "mistral-nemo"],
+        "unrecordedModels": [],
+    }
+    # A stack whose models have no route runs no sovstack Gateway: the report says no request is recorded.
+    unrouted = report_of("industrial-eu")["inventory"]["inferenceRecords"]
+    assert unrouted["status"].startswith("none: no model has a route")
+    assert (unrouted["capture"], unrouted["location"], unrouted["recordedModels"]) == (None, None, [])
+    assert unrouted["unrecordedModels"]
