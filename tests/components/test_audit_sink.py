@@ -20,6 +20,7 @@ from sovstack.components.builders.audit_sink import (
     build_fluent_bit_config,
 )
 from sovstack.components.kube import image_is_pinned
+from tests.components.access_log_sample import envoy_entry
 from tests.determinism import assert_same_in_fresh_processes
 from tests.k8s_schema import assert_all_valid
 from tests.pulumi_mocks import Recorder
@@ -495,28 +496,16 @@ def test_retention_below_minimum_registers_nothing(mocks: Recorder) -> pulumi.Ou
 # --- inference records ----------------------------------------------------------------------------------
 RECORDS = {"gateway_namespaces": ["gateway", "partners-gateway"]}
 PIN = "sha256:" + "ab" * 32
-#: One line as the gateway's Envoy writes it with envoy_access_log_format(): typed values (dynamic metadata
-#: numbers as JSON floats), null for what it does not have.
+#: One line as the gateway's Envoy writes it (tests/components/access_log_sample.py).
 ENVOY_ACCESS_LOG_LINE = json.dumps(
-    {
-        "start_time": "2026-03-05T10:00:00.123Z",
-        "x-request-id": "0f8e1c2a-5d4b-4a39-9a51-2f6f3c1d7e90",
-        "jwt.iss": "https://id.acme.example/realms/acme",
-        "jwt.sub": "u-4711",
-        "jwt.azp": "acme-chat",
-        "source_ip": "203.0.113.7",
-        "sovstack.model": "mistral-small-3.1",
-        "sovstack.weights_sha256": PIN,
-        "route_name": "httproute/acme-serving/acme-mistral-small/rule/0/match/0/api_acme_example",
-        "response_code": 200,
-        "duration": 1834,
-        "sovstack.input_tokens": 21.0,
-        "sovstack.output_tokens": 318.0,
-        "upstream_host": "10.2.0.14:8000",
-        "sovstack.capture": "digest",
-        "sovstack.prompt": {"sha256": "9f" * 32, "bytes": 412.0},
-        "sovstack.output": {"sha256": "0c" * 32, "bytes": 1731.0},
-    }
+    envoy_entry(
+        {
+            "sovstack.model": "mistral-small-3.1",
+            "sovstack.weights_sha256": PIN,
+            "sovstack.prompt": {"sha256": "9f" * 32, "bytes": 412.0},
+            "sovstack.output": {"sha256": "0c" * 32, "bytes": 1731.0},
+        }
+    )
 )
 
 

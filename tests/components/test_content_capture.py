@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from sovstack.components import inference_records as records
+from tests.components.access_log_sample import envoy_entry
 
 HARNESS = Path(__file__).parent / "lua" / "harness.lua"
 RUNTIMES = {"luajit": ("luajit", ""), "luajit-arithmetic": ("luajit", "nobit"), "lua5.1": ("lua5.1", "")}
@@ -175,20 +176,7 @@ def test_what_the_filter_writes_becomes_a_valid_record(runtime: tuple[str, str],
     for policy in ("none", "digest", "full"):
         metadata = run_filter(runtime, tmp_path, policy, CHAT, ANSWER)
         # Envoy's JSON access log: each operator of the format, null where the metadata has no key.
-        entry: dict[str, Any] = {
-            "start_time": "2026-03-05T10:00:00.123Z",
-            "x-request-id": "0f8e1c2a-5d4b-4a39-9a51-2f6f3c1d7e90",
-            "jwt.iss": "https://id.acme.example/realms/acme",
-            "jwt.sub": "u-4711",
-            "jwt.azp": "acme-chat",
-            "source_ip": "203.0.113.7",
-            "sovstack.model": "mistral-small",
-            "sovstack.weights_sha256": "sha256:" + "ab" * 32,
-            "route_name": "httproute/acme-serving/acme-mistral-small/rule/0/match/0/llm_acme_example",
-            "response_code": 200,
-            "duration": 412,
-            "upstream_host": "10.2.0.14:8000",
-        }
+        entry = envoy_entry()
         namespace = f"%DYNAMIC_METADATA({records.CONTENT_NAMESPACE}:"
         for key, operator in records.envoy_access_log_format().items():
             if operator.startswith(namespace):

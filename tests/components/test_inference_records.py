@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from sovstack.components import inference_records as records
 from sovstack.components.inference_records import RecordError, RecordsInvalid
+from tests.components.access_log_sample import envoy_entry
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -342,25 +343,7 @@ def test_envoy_format_and_mapping_share_their_keys() -> None:
     }
 
 
-ENVOY_LINE = {
-    "start_time": "2026-03-05T10:00:00.123Z",
-    "x-request-id": "0f8e1c2a-5d4b-4a39-9a51-2f6f3c1d7e90",
-    "jwt.iss": "https://id.acme.example/realms/acme",
-    "jwt.sub": "u-4711",
-    "jwt.azp": "acme-chat",
-    "source_ip": "203.0.113.7",
-    "sovstack.model": "mistral-small",
-    "sovstack.weights_sha256": DIGEST,
-    "route_name": "httproute/acme-serving/acme-mistral-small/rule/0/match/0/llm_acme_example",
-    "response_code": 200,
-    "duration": 1834,
-    "sovstack.input_tokens": "42",
-    "sovstack.output_tokens": 318.0,
-    "upstream_host": "10.2.0.14:8000",
-    "sovstack.capture": "digest",
-    "sovstack.prompt": {"sha256": hashlib.sha256(b"hi").hexdigest(), "bytes": 2.0},
-    "sovstack.output": None,
-}
+ENVOY_LINE = envoy_entry({"sovstack.input_tokens": "42", "sovstack.weights_sha256": DIGEST})
 
 
 def test_an_access_log_line_becomes_a_valid_record() -> None:
