@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel
 
 from sovstack.components.builders.weights_verify import normalize_sha256
 from sovstack.components.kube import image_is_pinned, is_dns_label, load_yaml
+from sovstack.components.provenance import resolve
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "serving.yaml"
 
@@ -155,7 +156,7 @@ class ServingDefaults(_Data):
 def serving_defaults() -> ServingDefaults:
     """Load and validate `components/data/serving.yaml` once."""
     with DATA_FILE.open(encoding="utf-8") as handle:
-        return ServingDefaults.model_validate(load_yaml(handle))
+        return ServingDefaults.model_validate(resolve(load_yaml(handle), "data/serving.yaml", keep=False))
 
 
 # ------------------------------------------------------------------------------------------- validators
