@@ -88,7 +88,7 @@ class Exporter(_Data):
     scrape: str
     labels: list[str]
     source: str = Field(pattern=r"^https://")
-    verified: str
+    checked: str = Field(min_length=3, description="How the metric names were read from the source.")
     metrics: dict[str, dict[str, str]]
 
 
