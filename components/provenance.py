@@ -17,7 +17,6 @@ reason is an error) and replaces each `ref` by its entry. It never imports Pulum
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from typing import Any
 
@@ -31,8 +30,6 @@ SOURCED_FIELDS = frozenset({"url", "url_missing", "retrieved", "verified"})
 SOURCES_KEY = "sources"
 _HTTPS = re.compile(r"^https://[^\s/$.?#][^\s]*$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-#: Overrides today's date (YYYY-MM-DD), as in components/kubernetes_versions.py.
-TODAY_ENV = "SOVSTACK_TODAY"
 
 
 class ProvenanceError(ValueError):
@@ -60,12 +57,8 @@ class Sourced(BaseModel):
 
 
 def today() -> dt.date:
-    raw = os.environ.get(TODAY_ENV)
-    if raw:
-        try:
-            return dt.date.fromisoformat(raw)
-        except ValueError:
-            raise ProvenanceError(f"{TODAY_ENV}={raw!r} is not a date (YYYY-MM-DD)") from None
+    """The machine's date. Not SOVSTACK_TODAY: a stack checked "as of" an earlier day still reads
+    facts retrieved after it."""
     return dt.date.today()
 
 

@@ -220,7 +220,7 @@ def test_region_without_source_names_file_and_field(tmp_path: Path) -> None:
     _edit(regions, lambda d: d["regions"][1].pop("source"))
     with pytest.raises(CatalogError) as err:
         load_catalog_from(regions, sites, countries)
-    assert str(err.value) == f"invalid catalog data ({regions}): regions.1.source: Field required"
+    assert str(err.value) == f"invalid catalog data ({regions}): regions[1]: ref without a source"
 
 
 def test_zone_with_empty_source_is_refused(tmp_path: Path) -> None:
