@@ -26,7 +26,7 @@ from sovstack.components.catalog import DATA_DIR as CATALOG_DIR
 from sovstack.components.catalog import load_catalog, provider_for_backend
 from sovstack.components.kubernetes_versions import MANAGED, UPSTREAM, load_version_facts
 from sovstack.components.licences import get_licence
-from sovstack.components.provenance import Sourced
+from sovstack.components.provenance import SOURCED_FIELDS, Sourced
 from sovstack.components.residency import Finding, load_location_free, public_addresses
 from sovstack.infra import defaults
 from sovstack.infra.compose import Composition
@@ -315,7 +315,7 @@ def build_report(
         "customer": {"name": spec.name, "displayName": spec.display_name},
         "policy": {
             "label": spec.residency.label,
-            **composition.policy.model_dump(mode="json", by_alias=True),
+            **composition.policy.model_dump(mode="json", by_alias=True, exclude=set(SOURCED_FIELDS)),
         },
         "verdict": {"passed": not failed, "checks": len(findings), "failed": len(failed)},
         "findings": [f.model_dump() for f in findings],
