@@ -45,8 +45,8 @@ def extract(text: str, chart: str, version: str, source: str, retrieved: dt.date
         "chart": chart,
         "version": version,
         "source": source,
-        # components/provenance.py: the link and day of the extraction; verified stays false until
-        # someone compares the extract with the file at the tag (the extraction itself is mechanical).
+        # components/provenance.py: the link and day of the extraction. verified stays false until
+        # someone has read the file at the tag themselves and compared (then set it to true).
         "url": source,
         "retrieved": retrieved.isoformat(),
         "verified": False,
