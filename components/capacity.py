@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from sovstack.components.kube import is_dns_label, load_yaml
+from sovstack.components.provenance import Sourced, resolve
 from sovstack.components.suggest import did_you_mean, find_id
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class _Catalog(BaseModel):
     )
 
 
-class ModelInfo(_Catalog):
+class ModelInfo(Sourced, _Catalog):
     """A model's size and attention shape: what weight and KV-cache memory depend on.
 
     Catalog entries come from `models.yaml` (camelCase keys); a stack may describe its own model with the
@@ -141,7 +142,7 @@ class ModelInfo(_Catalog):
         return 2 * self.vocab_size * self.hidden_size
 
 
-class GpuInfo(_Catalog):
+class GpuInfo(Sourced, _Catalog):
     """A GPU type: its memory (decimal GB as marketed) and what it supports."""
 
     id: str = Field(description="Id used by the region catalog, e.g. `H100-SXM`. Required.")
@@ -164,7 +165,7 @@ class GpuInfo(_Catalog):
 def _read_catalog(filename: str, top_key: str) -> dict[str, dict[str, Any]]:
     with (DATA_DIR / filename).open(encoding="utf-8") as handle:
         document = load_yaml(handle, unique_keys=True)
-    entries = document[top_key]
+    entries = resolve(document, f"{DATA_DIR.name}/{filename}")[top_key]
     return {key: {"id": key, **fields} for key, fields in entries.items()}
 
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sovstack.components.kube import load_yaml
+from sovstack.components.provenance import ProvenanceError, Sourced, resolve
 from sovstack.components.suggest import did_you_mean
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -34,14 +35,14 @@ class _Fact(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-class NodeType(_Fact):
+class NodeType(Sourced, _Fact):
     name: str = Field(description="The provider's instance type or flavor name.")
     gpu: str | None = Field(default=None, description="GPU id (gpus.yaml) on this node type.")
     gpus: int = Field(default=0, ge=0, description="GPUs per node.")
     source: str = Field(min_length=3)
 
 
-class Provider(_Fact):
+class Provider(Sourced, _Fact):
     code: str = ""
     name: str
     headquarters: str = Field(description="ISO 3166 country of the provider's headquarters.")
@@ -50,7 +51,7 @@ class Provider(_Fact):
     node_types: tuple[NodeType, ...] = Field(default=(), alias="nodeTypes")
 
 
-class Zone(_Fact):
+class Zone(Sourced, _Fact):
     code: str
     gpus: tuple[str, ...] = ()
     source: str = Field(min_length=3)
@@ -61,7 +62,7 @@ class Zone(_Fact):
     )
 
 
-class Endpoint(_Fact):
+class Endpoint(Sourced, _Fact):
     host: str
     service: EndpointService
     s3_region: str | None = Field(default=None, alias="s3Region")
@@ -73,13 +74,13 @@ class Endpoint(_Fact):
         return host == self.host or host.endswith("." + self.host)
 
 
-class Certification(_Fact):
+class Certification(Sourced, _Fact):
     name: str
     scope: str = Field(description="The offering the certificate covers.")
     source: str = Field(min_length=3)
 
 
-class Region(_Fact):
+class Region(Sourced, _Fact):
     code: str
     provider: str
     city: str
@@ -135,7 +136,7 @@ class _SitesFile(_Fact):
         return data
 
 
-class _CountriesFile(_Fact):
+class _CountriesFile(Sourced, _Fact):
     source: str
     jurisdictions: dict[Jurisdiction, tuple[str, ...]]
 
@@ -151,6 +152,7 @@ class Catalog:
         self._by_key = {(r.provider, r.code): r for r in regions}
         self._country_jurisdiction = {c: j for j, cs in countries.jurisdictions.items() for c in cs}
         self.countries_source = countries.source
+        self.countries = countries
 
     # -- lookups ------------------------------------------------------------------------------
     def provider(self, code: str) -> Provider:
@@ -215,7 +217,9 @@ def _read(path: Path, model: type[_File]) -> _File:
     except (OSError, yaml.YAMLError) as err:
         raise CatalogError(f"invalid catalog data ({path}): {err}") from None
     try:
-        return model.model_validate(data)
+        return model.model_validate(resolve(data))
+    except ProvenanceError as err:
+        raise CatalogError(f"invalid catalog data ({path}): {err}") from None
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from sovstack.components.kube import load_yaml
+from sovstack.components.provenance import Sourced, resolve
 
 FACTS_FILE = Path(__file__).parent / "data" / "kubernetes.yaml"
 TODAY_ENV = "SOVSTACK_TODAY"
@@ -46,7 +47,7 @@ class VersionDates(_Fact):
     note: str | None = None
 
 
-class ProviderVersions(_Fact):
+class ProviderVersions(Sourced, _Fact):
     source: str = Field(pattern=r"^https://")
     source_text: str = Field(alias="sourceText", min_length=3)
     retrieved: dt.date
@@ -65,8 +66,8 @@ def load_version_facts(path: Path = FACTS_FILE) -> dict[str, ProviderVersions]:
     """kubernetes.yaml, validated once."""
     try:
         with path.open(encoding="utf-8") as handle:
-            return _File.model_validate(load_yaml(handle)).providers
-    except (OSError, ValidationError) as err:
+            return _File.model_validate(resolve(load_yaml(handle), f"data/{path.name}")).providers
+    except (OSError, ValueError) as err:  # ValidationError and ProvenanceError are ValueErrors
         raise VersionFactsError(f"invalid version facts ({path}): {err}") from None
 
 

@@ -13,13 +13,14 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from sovstack.components.kube import load_yaml
+from sovstack.components.provenance import Sourced, resolve
 
 LICENCES_FILE = Path(__file__).parent / "data" / "licences.yaml"
 Use = Literal["production", "evaluation", "research"]
 USES: tuple[Use, ...] = get_args(Use)
 
 
-class Licence(BaseModel):
+class Licence(Sourced, BaseModel):
     """One licence: the uses it allows without another agreement, and where its text is."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -34,7 +35,7 @@ class Licence(BaseModel):
 def load_licences() -> dict[str, Licence]:
     """The licence catalog by name (read and validated once)."""
     with LICENCES_FILE.open(encoding="utf-8") as handle:
-        raw = load_yaml(handle, unique_keys=True)
+        raw = resolve(load_yaml(handle, unique_keys=True), f"data/{LICENCES_FILE.name}")
     return {name: Licence.model_validate({"name": name, **body}) for name, body in raw["licences"].items()}
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sovstack.components.catalog import Catalog, CatalogError, Jurisdiction, Region, load_catalog
 from sovstack.components.kube import image_is_pinned, image_registry, image_repository, load_yaml
 from sovstack.components.licences import LICENCES_FILE, get_licence
+from sovstack.components.provenance import SOURCED_FIELDS, Sourced, resolve
 
 POLICIES_FILE = Path(__file__).parent / "data" / "policies.yaml"
 #: The resolved residency policy, as JSON, on every namespace sovstack owns, so an auditor reading the
@@ -55,7 +56,7 @@ RULES: dict[str, str] = {
 }
 
 
-class ResidencyPolicy(BaseModel):
+class ResidencyPolicy(Sourced, BaseModel):
     """Which places, suppliers and flows a customer's data may touch."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -160,7 +161,7 @@ class LocationFree(BaseModel):
 @cache
 def _policies_file() -> dict[str, Any]:
     with POLICIES_FILE.open(encoding="utf-8") as handle:
-        raw: dict[str, Any] = load_yaml(handle)
+        raw: dict[str, Any] = resolve(load_yaml(handle), f"data/{POLICIES_FILE.name}")
     return raw
 
 
@@ -590,7 +591,7 @@ class Engine:
 
 def policy_annotation(policy: ResidencyPolicy) -> str:
     """The policy as compact, sorted JSON (the value of POLICY_ANNOTATION)."""
-    body = policy.model_dump(mode="json", by_alias=True, exclude={"description", "source"})
+    body = policy.model_dump(mode="json", by_alias=True, exclude={"description", "source", *SOURCED_FIELDS})
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 

@@ -21,10 +21,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sovstack.components.capacity import get_gpu, get_model
 from sovstack.components.catalog import DATA_DIR as CATALOG_DIR
 from sovstack.components.catalog import load_catalog, provider_for_backend
 from sovstack.components.inference_records import RECORDS_PREFIX, SCHEMA_ID
+from sovstack.components.kubernetes_versions import MANAGED, UPSTREAM, load_version_facts
 from sovstack.components.licences import get_licence
+from sovstack.components.provenance import SOURCED_FIELDS, Sourced
 from sovstack.components.residency import Finding, load_location_free, public_addresses
 from sovstack.infra import defaults
 from sovstack.infra.compose import Composition
@@ -43,6 +46,7 @@ CUSTOM_KINDS = (
     "CiliumNetworkPolicy",
     "ClientTrafficPolicy",
     "ClusterSecretStore",
+    "EnvoyExtensionPolicy",
     "EnvoyProxy",
     "ExternalSecret",
     "Gateway",
@@ -140,20 +144,105 @@ def provenance(path: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- facts
-def fact(
-    subject: str, value: str, source: str, verified: Any = None, retrieved: Any = None
-) -> dict[str, Any]:
-    """One catalog fact the report relies on. `verified` is true only when the data file says it was
-    checked against its source (a `verified` field that is neither absent nor false)."""
+def fact(subject: str, value: str, source: str, provenance: Sourced | None = None) -> dict[str, Any]:
+    """One catalog fact the report relies on, with its public link, the day it was read and whether it
+    was checked against that page (components/provenance.py). No link: `noLinkBecause` says why.
+    A source that calls itself unverified is never reported verified."""
+    known = provenance.provenance() if provenance is not None else {}
     match = _URL.search(source or "")
+    link = known.get("url") or (match.group(0) if match else None)
     return {
         "fact": subject,
         "value": value,
         "source": source or None,
-        "link": match.group(0) if match else None,
-        "retrieved": str(retrieved) if retrieved else None,
-        "verified": bool(verified) and verified != "false" and "unverified" not in (source or ""),
+        "link": link,
+        "noLinkBecause": None if link else known.get("urlMissing") or "no public source recorded",
+        "retrieved": known.get("retrieved"),
+        "verified": bool(known.get("verified")) and link is not None and "unverified" not in (source or ""),
     }
+
+
+def facts_summary(facts: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many of the report's facts were checked against their source, and how many have no link."""
+    verified = sum(1 for f in facts if f["verified"])
+    return {
+        "facts": len(facts),
+        "verified": verified,
+        "unverified": len(facts) - verified,
+        "withoutLink": sum(1 for f in facts if not f["link"]),
+        "oldestRetrieved": min((f["retrieved"] for f in facts if f["retrieved"]), default=None),
+    }
+
+
+def _facts(
+    spec: Any, composition: Composition, catalog: Any, region: Any, provider: Any
+) -> list[dict[str, Any]]:
+    """Every catalog fact the stack's verdict rests on: place, provider, jurisdiction, policy, node
+    types, GPUs, models, licences and the Kubernetes version's dates."""
+    cluster = spec.cluster
+    pools = cluster.gpu_pools
+    facts = [
+        fact(
+            f"{region.code} is in {region.city}, {region.country} ({region.jurisdiction})",
+            region.code,
+            region.source,
+            region,
+        ),
+        *(
+            fact(f"zone {code} of {region.code}", code, zone.source, zone)
+            for code in sorted({z for p in pools for z in p.zones})
+            if (zone := region.zone(code)) is not None
+        ),
+        fact(
+            f"{provider.name} is headquartered in {provider.headquarters}",
+            provider.name,
+            provider.source,
+            provider,
+        ),
+        fact(
+            f"{region.country} is in jurisdiction {region.jurisdiction}",
+            region.country,
+            catalog.countries_source,
+            catalog.countries,
+        ),
+        fact(
+            f"residency policy {spec.residency.label}",
+            spec.residency.label,
+            composition.policy.source,
+            composition.policy,
+        ),
+    ]
+    nodes = [
+        (n, node)
+        for n in sorted({p.node_type for p in pools if p.node_type})
+        if (node := catalog.node_type(region.provider, n))
+    ]
+    facts.extend(
+        fact(f"{name} carries {node.gpus} x {node.gpu}", name, node.source, node) for name, node in nodes
+    )
+    for gpu_id in sorted({p.gpu_type for p in pools}):
+        try:
+            gpu = get_gpu(gpu_id)
+        except KeyError:
+            continue
+        facts.append(
+            fact(f"{gpu_id} has {gpu.memory_gb:g} GB {gpu.memory_type}", gpu_id, gpu.source.strip(), gpu)
+        )
+    licences: set[str] = set()
+    for model_id in sorted({m.model for m in spec.models if m.model}):
+        try:
+            info = get_model(model_id)
+        except KeyError:
+            continue
+        facts.append(fact(f"{model_id}: size and attention shape", model_id, info.source.strip(), info))
+        licences.add(info.licence)
+    known = [(name, licence) for name in sorted(licences) if (licence := get_licence(name)) is not None]
+    facts.extend(fact(f"{n} allows {', '.join(lic.allows)}", n, lic.source, lic) for n, lic in known)
+    versions = load_version_facts().get(MANAGED.get(cluster.provider, UPSTREAM))
+    if versions is not None and versions.get(cluster.kubernetes_minor) is not None:
+        minor = cluster.kubernetes_minor
+        facts.append(fact(f"Kubernetes {minor} support dates", minor, versions.source, versions))
+    return facts
 
 
 def build_report(
@@ -201,29 +290,12 @@ def build_report(
         (f"kubernetes:{kind}", f"{kind} objects") for kind in kinds
     ]
     unchecked = set(schema.get("uncheckedKinds") or ()) if schema["ran"] else set(kinds) & set(CUSTOM_KINDS)
-    facts = [
-        fact(
-            f"{region.code} is in {region.city}, {region.country} ({region.jurisdiction})",
-            region.code,
-            region.source,
-        ),
-        *(
-            fact(f"zone {code} of {region.code}", code, zone.source)
-            for code in sorted({z for p in cluster.gpu_pools for z in p.zones})
-            if (zone := region.zone(code)) is not None
-        ),
-        fact(f"{provider.name} is headquartered in {provider.headquarters}", provider.name, provider.source),
-        fact(
-            f"{region.country} is in jurisdiction {region.jurisdiction}",
-            region.country,
-            catalog.countries_source,
-        ),
-        fact(f"residency policy {spec.residency.label}", spec.residency.label, composition.policy.source),
-    ]
+    facts = _facts(spec, composition, catalog, region, provider)
     return {
         "generated": generated or provenance(loaded.path),
         "catalogFiles": catalog_files(),
         "facts": facts,
+        "factsSummary": facts_summary(facts),
         "checksRun": [
             {
                 "check": "residency rules (sovstack validate)",
@@ -245,7 +317,7 @@ def build_report(
         "customer": {"name": spec.name, "displayName": spec.display_name},
         "policy": {
             "label": spec.residency.label,
-            **composition.policy.model_dump(mode="json", by_alias=True),
+            **composition.policy.model_dump(mode="json", by_alias=True, exclude=set(SOURCED_FIELDS)),
         },
         "verdict": {"passed": not failed, "checks": len(findings), "failed": len(failed)},
         "findings": [f.model_dump() for f in findings],
@@ -436,6 +508,7 @@ SECTION_TITLES: dict[str, str] = {
     "deployable.placeholders": "Placeholders",
     "locationFree": "Location-free resources",
     "findings": "Findings",
+    "factsSummary": "Facts verified against their sources",
     "facts": "Facts and their sources",
     "checksRun": "Checks run",
     "schemaChecks": "Schema checks",

@@ -45,7 +45,11 @@ def extract(text: str, chart: str, version: str, source: str, retrieved: dt.date
         "chart": chart,
         "version": version,
         "source": source,
+        # components/provenance.py: the link and day of the extraction. verified stays false until
+        # someone has read the file at the tag themselves and compared (then set it to true).
+        "url": source,
         "retrieved": retrieved.isoformat(),
+        "verified": False,
         "extractedBy": "python -m toolchain.chart_keys (toolchain/chart_keys.py)",
         "repositoryKeys": repository_keys(values),
         "valuesKeys": sorted(values_keys(values)),

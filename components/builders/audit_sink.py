@@ -41,6 +41,7 @@ from sovstack.components.kube import (
     standard_labels,
     to_yaml,
 )
+from sovstack.components.provenance import resolve
 
 COMPONENT = "audit-sink"
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "audit.yaml"
@@ -93,7 +94,7 @@ class _AuditData(BaseModel):
 def audit_data() -> _AuditData:
     """The image defaults of `components/data/audit.yaml`, validated once."""
     with DATA_FILE.open(encoding="utf-8") as handle:
-        return _AuditData.model_validate(load_yaml(handle))
+        return _AuditData.model_validate(resolve(load_yaml(handle), "data/audit.yaml", keep=False))
 
 
 class InferenceRecordsArgs(BaseModel):

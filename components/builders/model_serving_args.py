@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel
 
 from sovstack.components.builders.weights_verify import normalize_sha256
 from sovstack.components.kube import image_is_pinned, is_dns_label, load_yaml
+from sovstack.components.provenance import Sourced, resolve
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "serving.yaml"
 
@@ -62,7 +63,11 @@ class _Data(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
-class _VllmData(_Data):
+class _SourcedData(Sourced, _Data):
+    """One section of serving.yaml: a fact with its provenance (components/provenance.py)."""
+
+
+class _VllmData(_SourcedData):
     image: str
     verified: bool
     source: str
@@ -73,7 +78,7 @@ class _VllmData(_Data):
     paths_source: str
 
 
-class _FetcherData(_Data):
+class _FetcherData(_SourcedData):
     image: str
     verified: bool
     source: str
@@ -86,19 +91,19 @@ class _FetcherData(_Data):
     resources_source: str
 
 
-class _ShmData(_Data):
+class _ShmData(_SourcedData):
     size: str
     source: str
 
 
-class _PerGpuData(_Data):
+class _PerGpuData(_SourcedData):
     cpu_request: int
     cpu_limit: int
     memory_gib: int
     source: str
 
 
-class _ProbeData(_Data):
+class _ProbeData(_SourcedData):
     period_seconds: int
     timeout_seconds: int
     startup_timeout_minutes: int
@@ -109,7 +114,7 @@ class _ProbeData(_Data):
     source: str
 
 
-class _RolloutData(_Data):
+class _RolloutData(_SourcedData):
     termination_grace_seconds: int
     pre_stop_sleep_seconds: int
     fetch_allowance_minutes: int
@@ -119,14 +124,14 @@ class _RolloutData(_Data):
     source: str
 
 
-class _AutoscalingData(_Data):
+class _AutoscalingData(_SourcedData):
     queue_target_per_replica: int
     polling_interval_seconds: int
     scale_down_stabilization_seconds: int
     source: str
 
 
-class _ServiceMonitorData(_Data):
+class _ServiceMonitorData(_SourcedData):
     interval: str
     source: str
 
@@ -155,7 +160,7 @@ class ServingDefaults(_Data):
 def serving_defaults() -> ServingDefaults:
     """Load and validate `components/data/serving.yaml` once."""
     with DATA_FILE.open(encoding="utf-8") as handle:
-        return ServingDefaults.model_validate(load_yaml(handle))
+        return ServingDefaults.model_validate(resolve(load_yaml(handle), "data/serving.yaml"))
 
 
 # ------------------------------------------------------------------------------------------- validators

@@ -25,6 +25,7 @@ from sovstack.components.builders.observability_dashboards import (
 )
 from sovstack.components.builders.promql import unknown_metrics
 from sovstack.components.kube import Manifest, dns_name, is_dns_label, load_yaml, standard_labels
+from sovstack.components.provenance import resolve
 
 COMPONENT = "observability"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -87,7 +88,7 @@ class Exporter(_Data):
     scrape: str
     labels: list[str]
     source: str = Field(pattern=r"^https://")
-    verified: str
+    checked: str = Field(min_length=3, description="How the metric names were read from the source.")
     metrics: dict[str, dict[str, str]]
 
 
@@ -107,14 +108,18 @@ class MetricCatalog(_Data):
 def alert_catalog() -> AlertCatalog:
     """`components/data/alerts.yaml`, validated once."""
     with ALERTS_FILE.open(encoding="utf-8") as handle:
-        return AlertCatalog.model_validate(load_yaml(handle, unique_keys=True))
+        return AlertCatalog.model_validate(
+            resolve(load_yaml(handle, unique_keys=True), "data/alerts.yaml", keep=False)
+        )
 
 
 @cache
 def metric_catalog() -> MetricCatalog:
     """`components/data/metrics.yaml`, validated once."""
     with METRICS_FILE.open(encoding="utf-8") as handle:
-        return MetricCatalog.model_validate(load_yaml(handle, unique_keys=True))
+        return MetricCatalog.model_validate(
+            resolve(load_yaml(handle, unique_keys=True), "data/metrics.yaml", keep=False)
+        )
 
 
 # ------------------------------------------------------------------------------------------- args

@@ -35,6 +35,7 @@ from sovstack.components.kube import (
     load_yaml,
     standard_labels,
 )
+from sovstack.components.provenance import resolve
 
 DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "platform.yaml"
 COMPONENT = "platform"
@@ -93,7 +94,9 @@ class _PlatformFile(_Facts):
 @cache
 def platform_facts() -> dict[str, ChartFact]:
     with DATA_FILE.open(encoding="utf-8") as handle:
-        return dict(_PlatformFile.model_validate(load_yaml(handle)).charts)
+        return dict(
+            _PlatformFile.model_validate(resolve(load_yaml(handle), "data/platform.yaml", keep=False)).charts
+        )
 
 
 # ---------------------------------------------------------------------------------------- args

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -220,7 +221,7 @@ def test_region_without_source_names_file_and_field(tmp_path: Path) -> None:
     _edit(regions, lambda d: d["regions"][1].pop("source"))
     with pytest.raises(CatalogError) as err:
         load_catalog_from(regions, sites, countries)
-    assert str(err.value) == f"invalid catalog data ({regions}): regions.1.source: Field required"
+    assert str(err.value) == f"invalid catalog data ({regions}): regions[1]: ref without a source"
 
 
 def test_zone_with_empty_source_is_refused(tmp_path: Path) -> None:
@@ -281,3 +282,26 @@ def test_public_gateways_are_catalogued_per_zone() -> None:
     assert catalog.region("scaleway", "fr-par").public_gateway_zones == ("fr-par-1", "fr-par-2")
     assert all(r.public_gateway_zones for r in catalog.regions_of("scaleway"))
     assert not any(r.public_gateway_zones for r in catalog.regions_of("ovh"))
+
+
+def test_a_fact_with_a_plain_http_link_names_file_and_field(tmp_path: Path) -> None:
+    regions, sites, countries = _copy_data(tmp_path)
+    _edit(regions, lambda d: d["sources"]["scw-company"].update(url="http://www.scaleway.com/en/about-us/"))
+    with pytest.raises(CatalogError) as err:
+        load_catalog_from(regions, sites, countries)
+    assert str(err.value) == (
+        f"invalid catalog data ({regions}): sources.scw-company.url: "
+        "'http://www.scaleway.com/en/about-us/' is not an https URL"
+    )
+
+
+def test_catalog_facts_keep_their_link_date_and_flag() -> None:
+    catalog = load_catalog()
+    zone = catalog.region("scaleway", "fr-par").zone("fr-par-2")
+    assert zone is not None and zone.verified is True and zone.retrieved == dt.date(2026, 12, 1)
+    assert zone.url == (
+        "https://github.com/scaleway/docs-content/blob/00ec3d1cb6978e4f4df284b8dd0dd9f056c9f687/"
+        "pages/account/reference-content/products-availability.mdx"
+    )
+    site = catalog.region("operator", "fr-par-dc1")
+    assert site.url is None and site.verified is False and site.url_missing

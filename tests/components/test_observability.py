@@ -304,7 +304,7 @@ def test_every_metric_read_by_an_alert_or_a_dashboard_is_listed_with_its_source(
     assert len(expressions) == 12 + 33  # twelve alerts, 33 dashboard queries
     assert unknown_metrics(expressions.values(), known) == []
     for exporter in metric_catalog().exporters.values():
-        assert exporter.source.startswith("https://") and exporter.verified
+        assert exporter.source.startswith("https://") and exporter.checked
 
 
 def test_every_listed_metric_is_read_by_something() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -76,10 +77,23 @@ FIXTURE_REGIONS = {
 }
 
 
+def _with_ref(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_with_ref(item) for item in node]
+    if isinstance(node, dict):
+        return {
+            **{k: _with_ref(v) for k, v in node.items()},
+            **({"ref": "fixture"} if "source" in node else {}),
+        }
+    return node
+
+
 @pytest.fixture(scope="module")
 def fixture_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     folder = tmp_path_factory.mktemp("catalog")
-    (folder / "regions.yaml").write_text(yaml.safe_dump(FIXTURE_REGIONS), encoding="utf-8")
+    # Fixture facts have no public page: one shared `sources:` entry says so (components/provenance.py).
+    document = {"sources": {"fixture": {"urlMissing": "test fixture"}}, **_with_ref(FIXTURE_REGIONS)}
+    (folder / "regions.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
     for name in ("sites.yaml", "countries.yaml"):
         shutil.copy(DATA_DIR / name, folder / name)
     return load_catalog_from(folder / "regions.yaml", folder / "sites.yaml", folder / "countries.yaml")

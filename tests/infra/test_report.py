@@ -26,6 +26,7 @@ from sovstack.infra.report import (
     build_report,
     catalog_digest,
     catalog_files,
+    fact,
     generation_time,
     git_commit,
     render_report,
@@ -228,13 +229,61 @@ def test_the_schema_check_is_claimed_only_when_it_ran(monkeypatch: pytest.Monkey
 
 
 def test_every_fact_carries_its_source_link_retrieval_and_verification() -> None:
-    facts = report_of("gov-fr")["facts"]
+    report = report_of("gov-fr")
+    facts = report["facts"]
     assert facts, "the report relies on catalog facts"
     for item in facts:
-        assert set(item) == {"fact", "value", "source", "link", "retrieved", "verified"}
+        assert set(item) == {"fact", "value", "source", "link", "noLinkBecause", "retrieved", "verified"}
         assert item["source"], item
-        assert item["link"] is None or item["link"].startswith(("https://", "http://"))
+        if item["link"] is None:
+            assert item["noLinkBecause"] and item["retrieved"] is None and item["verified"] is False, item
+        else:
+            assert item["link"].startswith("https://") and item["noLinkBecause"] is None, item
+            assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", item["retrieved"]), item
         assert isinstance(item["verified"], bool)
+    by_fact = {f["fact"]: f for f in facts}
+    # The stack's GPU was checked against Scaleway's GPU instance page at a pinned commit.
+    assert by_fact["L40S has 48 GB GDDR6"]["verified"] is True
+    assert by_fact["L40S has 48 GB GDDR6"]["link"] == (
+        "https://github.com/scaleway/docs-content/blob/06dae9d52d4d0ae51a392c2aa192eacd4ddfbd5a/"
+        "pages/gpu/reference-content/choosing-gpu-instance-type.mdx"
+    )
+    assert by_fact["GRA11 is in Gravelines, FR (EU)"]["verified"] is False
+    assert by_fact["residency policy fr-sovereign"]["noLinkBecause"] == (
+        "no public link to ANSSI's SecNumCloud 3.2 text is recorded; find the ANSSI page and add it"
+    )
+    assert "Apache-2.0 allows production, evaluation, research" in by_fact
+    assert [f["fact"] for f in facts].count("Apache-2.0 allows production, evaluation, research") == 1
+    verified = sum(f["verified"] for f in facts)
+    assert report["factsSummary"] == {
+        "facts": len(facts),
+        "verified": verified,
+        "unverified": len(facts) - verified,
+        "withoutLink": sum(1 for f in facts if f["link"] is None),
+        "oldestRetrieved": min(f["retrieved"] for f in facts if f["retrieved"]),
+    }
+
+
+def test_a_verified_fact_shows_as_a_link_and_the_summary_in_markdown_and_html() -> None:
+    report = report_of("gov-fr")
+    md, html = render_report(report, "md"), render_report(report, "html")
+    link = next(f["link"] for f in report["facts"] if f["verified"])
+    assert f"<{link}>" in md
+    assert f'<a href="{link}">{link}</a>' in html
+    summary = report["factsSummary"]
+    assert f"| verified | {summary['verified']} |" in md
+    assert f"| unverified | {summary['unverified']} |" in md
+    assert "Facts verified against their sources" in md and "Facts verified against their sources" in html
+    assert json.loads(render_report(report, "json"))["factsSummary"] == summary
+
+
+def test_a_fact_calling_itself_unverified_is_never_reported_verified() -> None:
+    from sovstack.components.provenance import Sourced
+
+    checked = Sourced(url="https://example.org/page", retrieved="2026-01-01", verified=True)
+    assert fact("x", "x", "docs page", checked)["verified"] is True
+    assert fact("x", "x", "docs page (city unverified)", checked)["verified"] is False
+    assert fact("x", "x", "prose only")["noLinkBecause"] == "no public source recorded"
 
 
 # ---------------------------------------------------------------------------------- in a browser
