@@ -24,7 +24,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 VERSIONS_FILE = HERE / "versions.yaml"
-RECIPE_REVISION = "1"  # bump when this file changes how a tool is built
+RECIPE_REVISION = "1"  # bump when this file changes how a tool is built (a new field only adds to the key)
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Tool:
     ldflags: str
     module_version: str
     embed_from_module: str | None
+    #: A main package of our own, committed beside the tool's go.mod, instead of one from the module.
+    main_file: Path | None = None
 
     @property
     def key(self) -> str:
@@ -54,6 +56,7 @@ class Tool:
             self.ldflags,
             (self.gomod / "go.mod").read_text(),
             (self.gomod / "go.sum").read_text(),
+            *([self.main_file.read_text()] if self.main_file else []),
         ):
             digest.update(part.encode())
             digest.update(b"\0")
@@ -76,6 +79,7 @@ def load_tools(path: Path = VERSIONS_FILE) -> dict[str, Tool]:
             ldflags=" ".join(str(entry.get("ldflags", "")).split()),
             module_version=entry.get("module_version", entry["version"]),
             embed_from_module=entry.get("embed_from_module"),
+            main_file=(path.parent / entry["main"]).resolve() if entry.get("main") else None,
         )
     return tools
 
@@ -161,6 +165,9 @@ def build(tool: Tool, root: Path, log: bool = True) -> Path:
         target = tool.package
         if tool.embed_from_module:
             _prepare_embed(tool, workdir)
+            target = "."
+        if tool.main_file:
+            shutil.copyfile(tool.main_file, workdir / "main.go")
             target = "."
         (staging / "bin").mkdir()
         # -mod=readonly: modules are verified against the committed go.sum, which nothing edits.

@@ -2,18 +2,17 @@
 
 Envoy Gateway refuses an EnvoyExtensionPolicy whose Lua fails its validator
 (internal/gatewayapi/luavalidator in github.com/envoyproxy/gateway, the version the platform installs):
-in the default `Strict` mode it runs Envoy Gateway's mocks of Envoy's stream API (mocks.lua), then its
-sandbox (security.lua: no `require`, `load`, `getmetatable`, `_G`...), then the script followed by a call
-of `envoy_on_request(StreamHandle)`, and again of `envoy_on_response(StreamHandle)`, each in a fresh Lua
-5.1 VM (gopher-lua). This test takes both files from that module and does the same in PUC Lua 5.1 on
-the script exactly as `sovstack render` writes it into gov-fr's EnvoyExtensionPolicy. A control case
-shows the sandbox is in force: a script that calls `require` is refused.
+in the default `Strict` mode it runs the script in gopher-lua after Envoy Gateway's mocks of Envoy's
+stream API and its sandbox (no `require`, `load`, `getmetatable`, `_G`...), calling
+`envoy_on_request(StreamHandle)` and `envoy_on_response(StreamHandle)`. `eg-luavalidate`
+(toolchain/go/eg-luavalidate, built from that module at the pinned version) calls that validator itself;
+this test gives it the script exactly as `sovstack render` writes it into gov-fr's EnvoyExtensionPolicy.
+Control cases show the validator is in force: scripts that call `require` or a function Envoy's stream
+API does not have are refused.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,63 +21,23 @@ import yaml
 
 from sovstack.infra.gitops import GitSource
 from sovstack.infra.render import render_stack
-from tests.e2e.sources import module_dir
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-VALIDATOR = "internal/gatewayapi/luavalidator"
-
-#: Runs mocks, sandbox and code as separate chunks, as the validator's successive DoString calls do;
-#: `loadfile` is kept before the sandbox removes it. Exit 0 when all three ran.
-DRIVER = """
-local loadfile, error, pcall, exit = loadfile, error, pcall, os.exit
-print = function() end
-for i = 1, 3 do
-  local chunk, err = loadfile(arg[i])
-  if not chunk then io.stderr:write(err, "\\n") exit(2) end
-  local ok, failure = pcall(chunk)
-  if not ok then io.stderr:write(tostring(failure), "\\n") exit(1) end
-end
-exit(0)
-"""
 
 
-def lua51() -> str:
-    binary = shutil.which("lua5.1")
-    if binary is None:
-        message = "lua5.1 is not installed (apt-get install lua5.1)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true: {message}")
-        pytest.skip(message)
-    return binary
+@pytest.fixture(scope="module")
+def validator(e2e_tools: dict[str, Path]) -> Path:
+    return e2e_tools["eg-luavalidate"]
 
 
-def validate(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Envoy Gateway's strict validation of `code`, for each entry point it defines."""
-    folder = module_dir("envoy-gateway") / VALIDATOR
-    (tmp_path / "driver.lua").write_text(DRIVER, encoding="utf-8")
-    last = subprocess.CompletedProcess[str]([], 0, "", "")
-    for entry in ("envoy_on_request", "envoy_on_response"):
-        if entry not in code:
-            continue
-        (tmp_path / "code.lua").write_text(f"{code}\n{entry}(StreamHandle)", encoding="utf-8")
-        last = subprocess.run(
-            [
-                lua51(),
-                str(tmp_path / "driver.lua"),
-                str(folder / "mocks.lua"),
-                str(folder / "security.lua"),
-                str(tmp_path / "code.lua"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if last.returncode != 0:
-            return last
-    return last
+def validate(validator: Path, code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "filter.lua"
+    script.write_text(code, encoding="utf-8")
+    return subprocess.run(
+        [str(validator), str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def rendered_script(tmp_path: Path) -> str:
@@ -98,13 +57,24 @@ def rendered_script(tmp_path: Path) -> str:
     return script
 
 
-def test_the_rendered_filter_passes_envoy_gateways_strict_validation(tmp_path: Path) -> None:
-    run = validate(rendered_script(tmp_path), tmp_path)
+def test_the_rendered_filter_passes_envoy_gateways_strict_validation(validator: Path, tmp_path: Path) -> None:
+    run = validate(validator, rendered_script(tmp_path), tmp_path)
     assert run.returncode == 0, run.stderr
 
 
-def test_the_validation_refuses_what_envoy_gateway_refuses(tmp_path: Path) -> None:
-    run = validate('local b = require("bit")\nfunction envoy_on_request(h) end', tmp_path)
-    assert run.returncode == 1 and "require" in run.stderr, run.stderr
-    run = validate("function envoy_on_response(h) h:nothing() end", tmp_path)
-    assert run.returncode == 1 and "nothing" in run.stderr, run.stderr
+@pytest.mark.parametrize(
+    ("code", "refusal"),
+    [
+        (
+            'local b = require("bit")\nfunction envoy_on_request(h) end',
+            "failed to validate with envoy_on_request",
+        ),
+        ("function envoy_on_response(h) h:nothing() end", "failed to validate with envoy_on_response"),
+        ("function on_request(h) end", "expected one of envoy_on_request() or envoy_on_response()"),
+    ],
+)
+def test_the_validator_refuses_what_envoy_gateway_refuses(
+    validator: Path, tmp_path: Path, code: str, refusal: str
+) -> None:
+    run = validate(validator, code, tmp_path)
+    assert run.returncode == 1 and refusal in run.stderr, run.stderr
