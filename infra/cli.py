@@ -4,12 +4,12 @@ Exit codes (every command): 0 success; 1 valid input that breaks a residency rul
 `capacity`, a model that does not fit); 2 unreadable or invalid input, or bad usage; 3 an internal
 error (a bug: please report it). No input prints a traceback. Only `plan` imports Pulumi.
 
-`validate` and `render`, the commands a user waits for at every edit, run here without importing
-typer and click (35 ms of a command that should take 0.2 s: docs/performance.md, "Where users
-wait") when their arguments are plain: known options, values that cannot be read two ways. Anything
+`validate`, `render` and `plan`, the commands a user waits for at every edit, run here without
+importing typer and click (35 ms of a command that should take 0.2 s: docs/performance.md, "Where
+users wait") when their arguments are plain: known options, values that cannot be read two ways. Anything
 else (help, `--`, an unknown or abbreviated option, a missing value, shell completion) goes to the
 typer app in infra/commands.py, which prints its usage errors, did-you-mean and help as it always
-has; both ways call the same runner (validation.validate_cli, render.render_cli).
+has; both ways call the same runner (validation.validate_cli, render.render_cli, plan_view.plan_cli).
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ EXIT_OK, EXIT_RESIDENCY, EXIT_INVALID, EXIT_INTERNAL, EXIT_PULUMI = 0, 1, 2, 3, 
 _FLAGS = {
     "validate": {"--json": "as_json", "--verbose": "verbose", "-v": "verbose", "--strict": "strict"},
     "render": {"--all": "all_stacks", "--pko": "pko", "--force": "force", "--demo": "demo"},
+    "plan": {"--json": "as_json", "--show-inputs": "show_inputs"},
 }
 _VALUES = {
     "validate": {},
+    "plan": {"--compare": "compare"},
     "render": {
         "--out": "out",
         "--jobs": "jobs",
@@ -43,7 +45,7 @@ _VALUES = {
         "--flavor": "flavor",
     },
 }
-_ARGUMENTS = {"validate": (1, sys.maxsize), "render": (0, 1)}
+_ARGUMENTS = {"validate": (1, sys.maxsize), "render": (0, 1), "plan": (1, 1)}
 
 
 def _parse(command: str, args: list[str]) -> tuple[list[str], dict[str, str | bool]] | None:
@@ -79,7 +81,7 @@ def _parse(command: str, args: list[str]) -> tuple[list[str], dict[str, str | bo
 
 
 def _fast_command(argv: list[str]) -> Callable[[], int] | None:
-    """The runner for `validate` or `render` with plain arguments; None sends argv to typer."""
+    """The runner for `validate`, `render` or `plan` with plain arguments; None sends argv to typer."""
     if not argv or argv[0] not in _FLAGS or "_SOVSTACK_COMPLETE" in os.environ:
         return None
     parsed = _parse(argv[0], argv[1:])
@@ -94,6 +96,16 @@ def _fast_command(argv: list[str]) -> Callable[[], int] | None:
             as_json=bool(options.get("as_json")),
             verbose=bool(options.get("verbose")),
             strict=bool(options.get("strict")),
+        )
+    if argv[0] == "plan":
+        from sovstack.infra.plan_view import plan_cli
+
+        compare = options.get("compare")
+        return lambda: plan_cli(
+            positional[0],
+            as_json=bool(options.get("as_json")),
+            show_inputs=bool(options.get("show_inputs")),
+            compare=Path(str(compare)) if compare is not None else None,
         )
     jobs = str(options.get("jobs", "0"))
     if not (jobs.isascii() and jobs.isdigit()):

@@ -382,39 +382,9 @@ def plan(
     register, as a tree under its components, with protect and ignoreChanges markers. A mock run: it
     cannot show what only the provider knows (updates versus replacements, provider-side defaults and
     diffs, server-side admission); `sovstack preview STACK` runs the real engine for that."""
-    from sovstack.infra.pipeline import load_stack
+    from sovstack.infra.plan_view import plan_cli
 
-    old: dict[str, Any] | None = None
-    if compare is not None:
-        from sovstack.infra.plan_view import read_plan_json
-
-        try:
-            old = read_plan_json(compare)
-        except ValueError as err:
-            _usage(f"--compare: {err}")
-    try:
-        loaded = load_stack(stack)
-    except SpecError as err:
-        _fail_spec(err, as_json)
-    from sovstack.infra.plan import PlanError, run_plan
-    from sovstack.infra.plan_view import compare_plans, format_comparison, format_tree
-
-    try:
-        result = run_plan(loaded)
-    except PlanError as err:
-        typer.echo(f"{loaded.path}: {err}", err=True)
-        raise typer.Exit(err.exit_code) from None
-    if old is not None:
-        diff = compare_plans(old, result.to_dict())
-        if as_json:
-            _emit_json(diff)
-        else:
-            typer.echo(format_comparison(diff, str(compare)), nl=False)
-        return
-    if as_json:
-        _emit_json(result.to_dict())
-    else:
-        typer.echo(format_tree(result.to_dict(), show_inputs=show_inputs), nl=False)
+    raise typer.Exit(plan_cli(stack, as_json=as_json, show_inputs=show_inputs, compare=compare))
 
 
 @app.command(epilog="Example: sovstack render gov-fr --out build/gov-fr   (or: sovstack render --all)")
