@@ -15,6 +15,7 @@ has; both ways call the same runner (validation.validate_cli, render.render_cli,
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -188,6 +189,10 @@ def main() -> None:
     except SystemExit as done:
         if "pulumi" in sys.modules:
             _exit_now(done.code)
+        # Exiting, the interpreter runs its garbage collector over every object the command made,
+        # several times (45 ms of a 0.3 s validate); frozen objects are skipped. atexit handlers and
+        # the flushing of streams and files still run, unlike plan's os._exit.
+        gc.freeze()
         raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
