@@ -338,10 +338,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def byte_compile() -> bool:
+    """Byte-compile sovstack's own modules first, as pip does when it installs the wheel, so every
+    timed command reads bytecode as a user's does: with PYTHONDONTWRITEBYTECODE set (as on the
+    development machine) a checkout otherwise compiles each module again in every command (about
+    90 ms of a validate). Writes only the `__pycache__` folders git ignores."""
+    import compileall
+
+    folders = [REPO_ROOT / name for name in ("components", "infra", "policies")]
+    done = [compileall.compile_dir(folder, quiet=2) for folder in folders]
+    return all(done) and bool(compileall.compile_file(REPO_ROOT / "sovstack" / "__init__.py", quiet=2))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     results = Results(machine())
     m = results.machine
+    if not byte_compile():
+        results.notes.append(
+            "sovstack's modules could not all be byte-compiled: figures include compiling them"
+        )
     print(
         f"machine: {m['cpus']} CPUs, {m['memory']}, Python {m['python']}, load {m['load_at_start']}",
         file=sys.stderr,

@@ -35,6 +35,21 @@ def paint(text: str, colour: str, *, err: bool = False) -> str:
     return f"\x1b[{_CODES[colour]}m{text}\x1b[0m"
 
 
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Write a line as `typer.echo` does (one write, then a flush, so stdout and stderr keep their order
+    in a shared pipe), for the command runners `infra/cli.py` calls without importing typer."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(message + "\n" if nl else message)
+    stream.flush()
+
+
+def emit_json(payload: object) -> None:
+    """`--json` output: indented, keys sorted, on stdout."""
+    import json
+
+    echo(json.dumps(payload, indent=2, sort_keys=True))
+
+
 class LookupFailed(ValueError):
     """An unknown id given to an option; the message names the option, the closest id and all known."""
 

@@ -2,7 +2,7 @@
 difference between two `plan --json` documents, input path by input path.
 
 Works on the JSON form of a plan (`PlanResult.to_dict()`), so that a plan from another branch compares
-with this one and nothing here imports Pulumi.
+with this one; only `plan_cli`, the command itself, imports Pulumi (through infra/plan.py) when it runs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sovstack.infra.cli_style import paint
+from sovstack.infra.cli_style import echo, emit_json, paint
 
 #: What a mock run cannot say, printed under every plan and comparison.
 MOCK_NOTE = (
@@ -21,6 +21,50 @@ MOCK_NOTE = (
     "(a real `pulumi preview`) can tell."
 )
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def plan_cli(
+    stack: str, *, as_json: bool = False, show_inputs: bool = False, compare: Path | None = None
+) -> int:
+    """`sovstack plan STACK`: the tree (or JSON, or the comparison with `compare`); the exit code."""
+    from sovstack.infra.pipeline import load_stack
+    from sovstack.infra.stackfile import SpecError
+
+    old: dict[str, Any] | None = None
+    if compare is not None:
+        try:
+            old = read_plan_json(compare)
+        except ValueError as err:
+            echo(f"--compare: {err}", err=True)
+            return 2
+    try:
+        loaded = load_stack(stack)
+    except SpecError as err:
+        if as_json:
+            emit_json({"valid": False, "problems": [p.to_dict() for p in err.problems]})
+        else:
+            for problem in err.problems:
+                echo(problem.line(), err=True)
+        return 2
+    from sovstack.infra.plan import PlanError, run_plan
+
+    try:
+        result = run_plan(loaded)
+    except PlanError as err:
+        echo(f"{loaded.path}: {err}", err=True)
+        return err.exit_code
+    if old is not None:
+        diff = compare_plans(old, result.to_dict())
+        if as_json:
+            emit_json(diff)
+        else:
+            echo(format_comparison(diff, str(compare)), nl=False)
+        return 0
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        echo(format_tree(result.to_dict(), show_inputs=show_inputs), nl=False)
+    return 0
 
 
 def read_plan_json(path: Path) -> dict[str, Any]:

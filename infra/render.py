@@ -41,7 +41,7 @@ from sovstack.infra.placeholders import Placeholder, find_placeholders, not_depl
 from sovstack.infra.render_cache import INPUTS_FILE, inputs_digest, inputs_record, unchanged
 from sovstack.infra.report import ProvenanceError, build_report, render_report
 from sovstack.infra.residency_check import evaluate
-from sovstack.infra.stackfile import SpecError, list_stacks, resolve, stack_name
+from sovstack.infra.stackfile import SpecError, list_stacks, resolve, stack_name, stacks_dir
 
 MARKER = ".sovstack-render"
 CLUSTER_DIR = "_cluster"
@@ -273,6 +273,37 @@ def render_stack(
     count = sum(1 for path in files if path.startswith(("manifests/", "namespaces/"))) - 2
     write_tree({**files, **({INPUTS_FILE: inputs_record(digest, count)} if digest else {})}, out)
     return count
+
+
+def render_cli(
+    stack: str | None,
+    out: Path,
+    *,
+    all_stacks: bool = False,
+    jobs: int = 0,
+    repo_url: str | None = None,
+    repo_root: Path | None = None,
+    revision: str = "main",
+    flavor: str | None = None,
+    pko: bool = False,
+    force: bool = False,
+    demo: bool = False,
+) -> int:
+    """`sovstack render`: STACK or --all, into `out`; the exit code."""
+    if all_stacks == (stack is not None):
+        print("render: give either STACK or --all", file=sys.stderr, flush=True)
+        return 2
+    if pko and flavor is not None:
+        print("render: --pko and --flavor choose the engine both; give one", file=sys.stderr, flush=True)
+        return 2
+    chosen = "pko" if pko else (flavor or "argocd")
+    git = locate_cli(out, repo_url, revision, repo_root, chosen, stacks_dir().resolve().parent)
+    if isinstance(git, int):
+        return git
+    if all_stacks:
+        return render_all_cli(out, git, jobs=jobs or None, force=force, demo=demo)
+    assert stack is not None
+    return render_one_cli(stack, out, git, force=force, demo=demo)
 
 
 def render_one_cli(ref: str, out: Path, git: GitSource, force: bool = False, *, demo: bool = False) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sovstack.components.residency import Finding, PolicyError
 from sovstack.infra.checks import fact_warnings, semantic_problems
+from sovstack.infra.cli_style import echo, emit_json, paint
 from sovstack.infra.compose import composition_problems
 from sovstack.infra.placeholders import Placeholder, find_placeholders, not_deployable
 from sovstack.infra.residency_check import evaluate
@@ -97,4 +98,48 @@ def validate_stack(ref: str, strict: bool = False) -> ValidationResult:
     )
 
 
-__all__ = ["ValidationResult", "not_deployable", "validate_stack"]
+def validate_cli(
+    stacks: list[str], *, as_json: bool = False, verbose: bool = False, strict: bool = False
+) -> int:
+    """`sovstack validate STACK...`: print every problem, failed finding and placeholder; the exit code."""
+    results = [validate_stack(ref, strict=strict) for ref in stacks]
+    code = max(r.exit_code for r in results)
+    if as_json:
+        payload = [r.to_dict() for r in results]
+        emit_json(payload[0] if len(payload) == 1 else payload)
+        return code
+    for result in results:
+        for problem in [*result.warnings, *result.problems]:
+            echo(problem.line(), err=True)
+        for finding in result.findings:
+            if verbose or not finding.passed:
+                stream = not finding.passed
+                line = finding.line(result.file)
+                if not finding.passed:
+                    line = line.replace("[FAIL]", paint("[FAIL]", "red", err=True), 1)
+                echo(line, err=stream)
+        for placeholder in result.placeholders:
+            echo(placeholder.line(result.file), err=True)
+        failed = sum(not f.passed for f in result.findings)
+        if not result.problems and not failed:
+            passed = sum(f.passed for f in result.findings)
+            verdict = f"; {not_deployable(len(result.placeholders))}" if result.placeholders else ""
+            echo(
+                f"{result.file}: {paint('valid', 'green')} ({passed} residency checks passed, "
+                f"policy {result.policy_label}){verdict}"
+            )
+        elif result.exit_code == EXIT_RESIDENCY:
+            echo(f"{result.file}: {paint(f'{failed} residency rule(s) broken', 'red', err=True)}", err=True)
+    if len(results) > 1:
+        valid = sum(r.exit_code == EXIT_OK for r in results)
+        broken = sum(r.exit_code == EXIT_RESIDENCY for r in results)
+        invalid = len(results) - valid - broken
+        summary = (
+            f"{len(results)} stacks: {valid} valid, {broken} breaking residency rules"
+            f"{' or not deployable' if strict else ''}, {invalid} invalid"
+        )
+        echo(paint(summary, "green" if code == EXIT_OK else "red", err=code != EXIT_OK), err=code != EXIT_OK)
+    return code
+
+
+__all__ = ["ValidationResult", "not_deployable", "validate_cli", "validate_stack"]

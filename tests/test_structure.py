@@ -49,6 +49,7 @@ INFRA_ORDER = (
     "s3access",
     "weights",
     "audit_query",
+    "commands",
     "cli",
     "__main__",
 )
