@@ -163,13 +163,15 @@ def parse_time(text: str, now: datetime) -> datetime:
 # ----------------------------------------------------------------------------------------------- query
 @dataclass(frozen=True)
 class RecordQuery:
-    """Records with `since <= time < until` (UTC), optionally of one subject and one model."""
+    """Records with `since <= time < until` (UTC), optionally of one subject and one model, and whose
+    prompt or output has one sha256 (a body the gateway hashed: was this exact request or answer served?)."""
 
     until: datetime
     since: datetime | None = None
     subject: str | None = None
     model: str | None = None
     slack_hours: int = DEFAULT_SLACK_HOURS
+    content_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,6 +179,7 @@ class RecordQuery:
             "until": _iso(self.until),
             "subject": self.subject,
             "model": self.model,
+            "contentSha256": self.content_sha256,
         }
 
 
@@ -281,6 +284,11 @@ def filter_files(files: Sequence[str], query: RecordQuery) -> tuple[list[str], d
             if value is not None:
                 conditions.append(f"json_extract_string(json, '$.{name}') = ?")
                 params.append(value)
+        if query.content_sha256 is not None:
+            conditions.append(
+                "(json_extract_string(json, '$.prompt.sha256') = ? OR json_extract_string(json, '$.output.sha256') = ?)"
+            )
+            params += [query.content_sha256, query.content_sha256]
         sql = f"""
             SELECT filename, json, t IS NULL AS unreadable FROM (
                 SELECT filename, json,
@@ -348,6 +356,7 @@ def audit_query_cli(
     endpoint: str | None,
     slack_hours: int,
     as_json: bool,
+    content_sha256: str | None = None,
     now: datetime | None = None,
 ) -> int:
     """`sovstack audit query`: print the matching records (stdout), a summary and warnings (stderr)."""
@@ -364,8 +373,18 @@ def audit_query_cli(
             raise AuditError([f"--since: {_iso(start)} is not before --until {_iso(end)}"])
         if slack_hours < 0:
             raise AuditError([f"--slack: {slack_hours} is negative"])
+        digest = content_sha256.lower().removeprefix("sha256:") if content_sha256 is not None else None
+        if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise AuditError([f"--content-sha256: {content_sha256!r} is not a sha256 (64 hex digits)"])
         target, client = _connect(stack, endpoint)
-        query = RecordQuery(until=end, since=start, subject=subject, model=model, slack_hours=slack_hours)
+        query = RecordQuery(
+            until=end,
+            since=start,
+            subject=subject,
+            model=model,
+            slack_hours=slack_hours,
+            content_sha256=digest,
+        )
         result = run_query(client, target.bucket, query)
     except AuditError as err:
         for line in err.lines:

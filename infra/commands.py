@@ -735,6 +735,13 @@ def audit_query(
         str | None, typer.Option(help="Only this authenticated subject (the token's sub).")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Only this served model name.")] = None,
+    content_sha256: Annotated[
+        str | None,
+        typer.Option(
+            "--content-sha256",
+            help="Only requests whose prompt or answer body has this sha256 (`sha256sum` of the body).",
+        ),
+    ] = None,
     slack: Annotated[int, typer.Option(help="Hours of prefixes listed beyond each end of the window.")] = 1,
     endpoint: AuditEndpointOpt = None,
     as_json: JsonOpt = False,
@@ -745,7 +752,7 @@ def audit_query(
     raise typer.Exit(
         audit_query_cli(
             stack, since=since, until=until, subject=subject, model=model, endpoint=endpoint,
-            slack_hours=slack, as_json=as_json,
+            slack_hours=slack, as_json=as_json, content_sha256=content_sha256,
         )
     )  # fmt: skip
 

@@ -82,7 +82,10 @@ def rec(time: str, subject: str, model: str, request_id: str) -> dict[str, Any]:
 R_BEFORE = rec("2026-03-05T09:59:59.999Z", "alice", "mistral-small", "r-before")
 R_LATE = rec("2026-03-05T10:05:00.000Z", "carol", "mistral-small", "r-late")  # filed under hour 09
 R_START = rec("2026-03-05T10:00:00.000Z", "alice", "mistral-small", "r-start")
-R_LLAMA = rec("2026-03-05T10:30:00.000Z", "bob", "llama-3-70b", "r-llama")
+R_LLAMA = {
+    **rec("2026-03-05T10:30:00.000Z", "bob", "llama-3-70b", "r-llama"),
+    "output": {"sha256": "3" * 64, "bytes": 20},
+}
 R_END = rec("2026-03-05T11:59:59.999Z", "bob", "mistral-small", "r-end")
 R_AFTER = rec("2026-03-05T12:00:00.000Z", "alice", "mistral-small", "r-after")
 R_DAY_BEFORE = rec("2026-03-04T10:00:00.000Z", "alice", "mistral-small", "r-day-before")
@@ -138,6 +141,7 @@ def test_query_finds_the_window_and_nothing_outside(
         "until": "2026-03-05T12:00:00.000Z",
         "subject": None,
         "model": None,
+        "contentSha256": None,
     }
     assert (payload["bucket"], payload["objects"], payload["outsideLayout"]) == (f"s3://{filled}", 4, 1)
 
@@ -172,6 +176,24 @@ def test_query_by_model(endpoint: str, filled: str, stack_for: Callable[[str], s
         "r-end"
     ]
     assert ids(query(stack, endpoint, "--until", "2027-01-01", "--model", "gpt-4", "--json")) == []
+
+
+def test_query_by_content_digest(endpoint: str, filled: str, stack_for: Callable[[str], str]) -> None:
+    """Was this exact answer served, when and to whom? The answer's sha256, as the client computes it."""
+    stack = stack_for(filled)
+    window = ("--since", "2026-03-05T10:00Z", "--until", "2026-03-05T12:00Z")
+    assert ids(query(stack, endpoint, *window, "--content-sha256", "3" * 64, "--json")) == ["r-llama"]
+    # The prompt's digest matches too; `sha256:` and capitals are accepted as sha256sum users write them.
+    assert ids(query(stack, endpoint, *window, "--content-sha256", "SHA256:" + "1" * 64, "--json")) == [
+        "r-start",
+        "r-late",
+        "r-llama",
+        "r-end",
+    ]
+    assert ids(query(stack, endpoint, *window, "--content-sha256", "4" * 64, "--json")) == []
+    bad = query(stack, endpoint, "--content-sha256", "abc")
+    assert bad.exit_code == 2
+    assert "--content-sha256: 'abc' is not a sha256 (64 hex digits)" in bad.stderr
 
 
 def test_without_slack_a_record_filed_the_hour_before_is_missed(
