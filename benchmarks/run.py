@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.content_capture import measure as measure_content_capture
 from benchmarks.fleet import generate_fleet
 from benchmarks.targets import run_targets
 
@@ -401,6 +402,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             verdict,
             runs=3 if args.quick else 5,
         )
+    print("content capture (the gateways' Lua filter)...", file=sys.stderr)
+    capture = measure_content_capture()
+    results.rows += [
+        Row(figure, value, "no target: the cost a body adds at the gateway") for figure, value in capture
+    ]
+    if not capture:
+        results.notes.append("luajit is not installed: the content-capture figures were not measured")
     add_targets(seconds, results)
     results.machine["load_at_end"] = round(load(), 2)
     print(table(results))
