@@ -332,25 +332,37 @@ def _records_output(args: AuditSinkArgs) -> dict[str, Any]:
     return output
 
 
+def _tail(tag: str, path: str, db: str, buffer_max_size: str, *, cri: bool = True) -> dict[str, Any]:
+    """A `tail` input with the shippers' common guarantees: its read position in a locked database on the
+    buffer volume, chunks buffered on the filesystem, memory bounded; a line over `buffer_max_size` is
+    skipped. `cri`: container logs, whose long lines the runtime splits (the CRI multiline parser joins)."""
+    return {
+        "name": "tail",
+        "tag": tag,
+        "path": path,
+        **({"multiline.parser": "cri"} if cri else {}),
+        "db": f"{BUFFER_DIR}/tail-{db}.db",
+        "db.locking": "true",
+        "read_from_head": "true",
+        "mem_buf_limit": "50M",
+        "buffer_max_size": buffer_max_size,
+        "skip_long_lines": "on",
+        "storage.type": "filesystem",
+    }
+
+
 def _records_pipeline(args: AuditSinkArgs) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The tail input of the gateways' Envoy containers and the filters making each access-log line an
     inference record (components/inference_records.py `record_from_access_log` is the reference)."""
     assert args.inference_records is not None
     paths = [f"/var/log/containers/*_{ns}_envoy-*.log" for ns in args.inference_records.gateway_namespaces]
-    tail = {
-        "name": "tail",
-        "tag": f"{RECORDS_TAG}.*",
-        "path": ",".join(paths),
-        "multiline.parser": "cri",
-        "db": f"{BUFFER_DIR}/tail-records.db",
-        "db.locking": "true",
-        "read_from_head": "true",
-        "mem_buf_limit": "50M",
+    tail = _tail(
+        f"{RECORDS_TAG}.*",
+        ",".join(paths),
+        "records",
         # A line longer than this is skipped: it must hold the longest record the gateway can write.
-        "buffer_max_size": "8M" if args.inference_records.capture == "full" else "1M",
-        "skip_long_lines": "on",
-        "storage.type": "filesystem",
-    }
+        "8M" if args.inference_records.capture == "full" else "1M",
+    )
     match = f"{RECORDS_TAG}.*"
     filters: list[dict[str, Any]] = [
         # The access-log line is the container log's `log`; everything else (stream, CRI tag) goes.
@@ -439,35 +451,10 @@ def build_fluent_bit_config(args: AuditSinkArgs, workload: Workload = "logs") ->
         ]
     else:
         inputs = [
-            {
-                "name": "tail",
-                "tag": "kube.*",
-                "path": f"/var/log/containers/*_{args.serving_namespace}_*.log",
-                "multiline.parser": "cri",
-                "db": f"{BUFFER_DIR}/tail-containers.db",
-                "db.locking": "true",
-                "read_from_head": "true",
-                "mem_buf_limit": "50M",
-                "buffer_max_size": "1M",
-                "skip_long_lines": "on",
-                "storage.type": "filesystem",
-            }
+            _tail("kube.*", f"/var/log/containers/*_{args.serving_namespace}_*.log", "containers", "1M")
         ]
         if args.apiserver_audit_log_path:
-            inputs.append(
-                {
-                    "name": "tail",
-                    "tag": "audit.apiserver",
-                    "path": args.apiserver_audit_log_path,
-                    "db": f"{BUFFER_DIR}/tail-audit.db",
-                    "db.locking": "true",
-                    "read_from_head": "true",
-                    "mem_buf_limit": "50M",
-                    "buffer_max_size": "4M",
-                    "skip_long_lines": "on",
-                    "storage.type": "filesystem",
-                }
-            )
+            inputs.append(_tail("audit.apiserver", args.apiserver_audit_log_path, "audit", "4M", cri=False))
         filters.append(
             {
                 "name": "kubernetes",
