@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from sovstack.components.kube import is_dns_label, load_yaml
-from sovstack.components.provenance import Sourced, resolve
+from sovstack.components.kube import is_dns_label
+from sovstack.components.provenance import Sourced, load_data_file
 from sovstack.components.suggest import did_you_mean, find_id
 
 if TYPE_CHECKING:
@@ -163,9 +163,7 @@ class GpuInfo(Sourced, _Catalog):
 
 
 def _read_catalog(filename: str, top_key: str) -> dict[str, dict[str, Any]]:
-    with (DATA_DIR / filename).open(encoding="utf-8") as handle:
-        document = load_yaml(handle, unique_keys=True)
-    entries = resolve(document, f"{DATA_DIR.name}/{filename}")[top_key]
+    entries = load_data_file(DATA_DIR / filename, unique_keys=True)[top_key]
     return {key: {"id": key, **fields} for key, fields in entries.items()}
 
 

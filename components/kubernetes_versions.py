@@ -16,8 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sovstack.components.kube import load_yaml
-from sovstack.components.provenance import Sourced, resolve
+from sovstack.components.provenance import Sourced, load_data_file
 
 FACTS_FILE = Path(__file__).parent / "data" / "kubernetes.yaml"
 TODAY_ENV = "SOVSTACK_TODAY"
@@ -65,8 +64,7 @@ class _File(_Fact):
 def load_version_facts(path: Path = FACTS_FILE) -> dict[str, ProviderVersions]:
     """kubernetes.yaml, validated once."""
     try:
-        with path.open(encoding="utf-8") as handle:
-            return _File.model_validate(resolve(load_yaml(handle), f"data/{path.name}")).providers
+        return _File.model_validate(load_data_file(path)).providers
     except (OSError, ValueError) as err:  # ValidationError and ProvenanceError are ValueErrors
         raise VersionFactsError(f"invalid version facts ({path}): {err}") from None
 

@@ -12,8 +12,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sovstack.components.kube import load_yaml
-from sovstack.components.provenance import Sourced, resolve
+from sovstack.components.provenance import Sourced, load_data_file
 
 LICENCES_FILE = Path(__file__).parent / "data" / "licences.yaml"
 Use = Literal["production", "evaluation", "research"]
@@ -34,8 +33,7 @@ class Licence(Sourced, BaseModel):
 @cache
 def load_licences() -> dict[str, Licence]:
     """The licence catalog by name (read and validated once)."""
-    with LICENCES_FILE.open(encoding="utf-8") as handle:
-        raw = resolve(load_yaml(handle, unique_keys=True), f"data/{LICENCES_FILE.name}")
+    raw = load_data_file(LICENCES_FILE, unique_keys=True)
     return {name: Licence.model_validate({"name": name, **body}) for name, body in raw["licences"].items()}
 
 

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from sovstack.components.kube import load_yaml
 
 #: Keys a fact may carry about its provenance (besides its `source` prose).
 PROVENANCE_KEYS = ("url", "urlMissing", "retrieved", "verified", "ref")
@@ -137,6 +140,14 @@ def _walk(node: Any, where: str, sources: dict[str, dict[str, Any]], keep: bool,
         for key in PROVENANCE_KEYS:
             out.pop(key, None)
     return out
+
+
+def load_data_file(path: Path, *, keep: bool = True, unique_keys: bool = False) -> Any:
+    """A data file read (`load_yaml`, duplicate keys refused when `unique_keys`) and `resolve`d, its
+    errors named `data/<file>`."""
+    with path.open(encoding="utf-8") as handle:
+        document = load_yaml(handle, unique_keys=unique_keys)
+    return resolve(document, f"data/{path.name}", keep=keep)
 
 
 def resolve(document: Any, where: str = "", *, keep: bool = True) -> Any:

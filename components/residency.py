@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sovstack.components.catalog import Catalog, CatalogError, Jurisdiction, Region, load_catalog
-from sovstack.components.kube import image_is_pinned, image_registry, image_repository, load_yaml
+from sovstack.components.kube import image_is_pinned, image_registry, image_repository
 from sovstack.components.licences import LICENCES_FILE, get_licence
-from sovstack.components.provenance import SOURCED_FIELDS, Sourced, resolve
+from sovstack.components.provenance import SOURCED_FIELDS, Sourced, load_data_file
 
 POLICIES_FILE = Path(__file__).parent / "data" / "policies.yaml"
 #: The resolved residency policy, as JSON, on every namespace sovstack owns, so an auditor reading the
@@ -160,8 +160,7 @@ class LocationFree(BaseModel):
 
 @cache
 def _policies_file() -> dict[str, Any]:
-    with POLICIES_FILE.open(encoding="utf-8") as handle:
-        raw: dict[str, Any] = resolve(load_yaml(handle), f"data/{POLICIES_FILE.name}")
+    raw: dict[str, Any] = load_data_file(POLICIES_FILE)
     return raw
 
 

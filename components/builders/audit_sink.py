@@ -35,13 +35,12 @@ from sovstack.components.kube import (
     dns_name,
     image_is_pinned,
     is_dns_label,
-    load_yaml,
     restricted_container_security_context,
     restricted_pod_security_context,
     standard_labels,
     to_yaml,
 )
-from sovstack.components.provenance import resolve
+from sovstack.components.provenance import load_data_file
 
 COMPONENT = "audit-sink"
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "audit.yaml"
@@ -93,8 +92,7 @@ class _AuditData(BaseModel):
 @cache
 def audit_data() -> _AuditData:
     """The image defaults of `components/data/audit.yaml`, validated once."""
-    with DATA_FILE.open(encoding="utf-8") as handle:
-        return _AuditData.model_validate(resolve(load_yaml(handle), "data/audit.yaml", keep=False))
+    return _AuditData.model_validate(load_data_file(DATA_FILE, keep=False))
 
 
 class InferenceRecordsArgs(BaseModel):

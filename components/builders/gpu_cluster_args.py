@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sovstack.components.builders.identity import ClusterOidcArgs
 from sovstack.components.capacity import get_gpu
 from sovstack.components.catalog import Catalog, CatalogError, Region, load_catalog, provider_for_backend
-from sovstack.components.kube import image_is_pinned, is_dns_label, load_yaml
-from sovstack.components.provenance import resolve
+from sovstack.components.kube import image_is_pinned, is_dns_label
+from sovstack.components.provenance import load_data_file
 
 FACTS_FILE = Path(__file__).parent.parent / "data" / "charts.yaml"
 Backend = Literal["scaleway", "ovh", "talos", "existing"]
@@ -106,8 +106,7 @@ class ClusterFacts(_Fact):
 @cache
 def load_cluster_facts() -> ClusterFacts:
     """charts.yaml, read and validated once."""
-    with FACTS_FILE.open(encoding="utf-8") as handle:
-        return ClusterFacts.model_validate(resolve(load_yaml(handle), "data/charts.yaml", keep=False))
+    return ClusterFacts.model_validate(load_data_file(FACTS_FILE, keep=False))
 
 
 def talos_gpu_path(talos_version: str) -> TalosGpuPath | None:

@@ -25,8 +25,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from sovstack.components.builders.weights_verify import normalize_sha256
-from sovstack.components.kube import image_is_pinned, is_dns_label, load_yaml
-from sovstack.components.provenance import Sourced, resolve
+from sovstack.components.kube import image_is_pinned, is_dns_label
+from sovstack.components.provenance import Sourced, load_data_file
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "serving.yaml"
 
@@ -159,8 +159,7 @@ class ServingDefaults(_Data):
 @cache
 def serving_defaults() -> ServingDefaults:
     """Load and validate `components/data/serving.yaml` once."""
-    with DATA_FILE.open(encoding="utf-8") as handle:
-        return ServingDefaults.model_validate(resolve(load_yaml(handle), "data/serving.yaml"))
+    return ServingDefaults.model_validate(load_data_file(DATA_FILE))
 
 
 # ------------------------------------------------------------------------------------------- validators

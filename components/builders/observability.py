@@ -24,8 +24,8 @@ from sovstack.components.builders.observability_dashboards import (
     dashboard_models,
 )
 from sovstack.components.builders.promql import unknown_metrics
-from sovstack.components.kube import Manifest, dns_name, is_dns_label, load_yaml, standard_labels
-from sovstack.components.provenance import resolve
+from sovstack.components.kube import Manifest, dns_name, is_dns_label, standard_labels
+from sovstack.components.provenance import load_data_file
 
 COMPONENT = "observability"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -107,19 +107,13 @@ class MetricCatalog(_Data):
 @cache
 def alert_catalog() -> AlertCatalog:
     """`components/data/alerts.yaml`, validated once."""
-    with ALERTS_FILE.open(encoding="utf-8") as handle:
-        return AlertCatalog.model_validate(
-            resolve(load_yaml(handle, unique_keys=True), "data/alerts.yaml", keep=False)
-        )
+    return AlertCatalog.model_validate(load_data_file(ALERTS_FILE, keep=False, unique_keys=True))
 
 
 @cache
 def metric_catalog() -> MetricCatalog:
     """`components/data/metrics.yaml`, validated once."""
-    with METRICS_FILE.open(encoding="utf-8") as handle:
-        return MetricCatalog.model_validate(
-            resolve(load_yaml(handle, unique_keys=True), "data/metrics.yaml", keep=False)
-        )
+    return MetricCatalog.model_validate(load_data_file(METRICS_FILE, keep=False, unique_keys=True))
 
 
 # ------------------------------------------------------------------------------------------- args

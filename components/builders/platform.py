@@ -32,10 +32,9 @@ from sovstack.components.kube import (
     dns_name,
     image_is_pinned,
     is_dns_label,
-    load_yaml,
     standard_labels,
 )
-from sovstack.components.provenance import resolve
+from sovstack.components.provenance import load_data_file
 
 DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "platform.yaml"
 COMPONENT = "platform"
@@ -93,10 +92,7 @@ class _PlatformFile(_Facts):
 
 @cache
 def platform_facts() -> dict[str, ChartFact]:
-    with DATA_FILE.open(encoding="utf-8") as handle:
-        return dict(
-            _PlatformFile.model_validate(resolve(load_yaml(handle), "data/platform.yaml", keep=False)).charts
-        )
+    return dict(_PlatformFile.model_validate(load_data_file(DATA_FILE, keep=False)).charts)
 
 
 # ---------------------------------------------------------------------------------------- args
