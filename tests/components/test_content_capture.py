@@ -74,11 +74,10 @@ def run_filter(
     return result
 
 
-def reference(policy: str, request: bytes, response: bytes) -> dict[str, Any]:
+def reference(policy: records.Capture, request: bytes, response: bytes) -> dict[str, Any]:
     """What the Python reference says the filter writes."""
-    expected: dict[str, Any] = {
-        k: v for k, v in records.capture_fields(policy, request, response).items() if v is not None
-    }  # type: ignore[arg-type]
+    fields = records.capture_fields(policy, request, response)
+    expected: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
     expected.update({k: v for k, v in records.usage_tokens(response).items() if v is not None})
     return expected
 
